@@ -1,0 +1,69 @@
+#!/bin/sh
+# Fetch the Debian cloud kernel image used by the boot tests, without installing
+# any kernel package (that would pull in initramfs-tools and bootloader hooks).
+# Idempotent: does nothing when target/test-kernel/vmlinuz already exists.
+# Also makes sure qemu-system-x86_64 is available. Prints the kernel path.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dest_dir=${INITRAMFS_STREAM_KERNEL_DIR:-$root/target/test-kernel}
+dest=$dest_dir/vmlinuz
+
+log() { printf 'fetch-kernel: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=
+apt_update_once() {
+    if [ -z "$apt_updated" ]; then
+        log "apt-get update"
+        as_root apt-get update -qq >&2
+        apt_updated=1
+    fi
+}
+
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+    apt_update_once
+    log "installing qemu-system-x86"
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+        qemu-system-x86 >&2
+fi
+
+if [ -s "$dest" ]; then
+    printf '%s\n' "$dest"
+    exit 0
+fi
+
+# The meta package depends on the current ABI-versioned image package.
+find_pkg() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n 1
+}
+pkg=$(find_pkg)
+if [ -z "$pkg" ]; then
+    apt_update_once
+    pkg=$(find_pkg)
+fi
+if [ -z "$pkg" ]; then
+    log "cannot find the package behind linux-image-cloud-amd64"
+    exit 1
+fi
+log "kernel package: $pkg"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT INT TERM
+# apt-get download writes into the current directory; _apt needs to write there.
+chmod 0777 "$work"
+(cd "$work" && apt-get download -qq "$pkg" >&2)
+deb=$(ls "$work"/*.deb)
+version=${pkg#linux-image-}
+dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work" "./boot/vmlinuz-$version"
+
+mkdir -p "$dest_dir"
+# Rename into place so an interrupted run never leaves a truncated kernel.
+cp "$work/boot/vmlinuz-$version" "$dest.tmp"
+mv "$dest.tmp" "$dest"
+printf '%s\n' "$version" >"$dest_dir/version"
+printf '%s\n' "$dest"

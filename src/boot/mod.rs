@@ -1,0 +1,531 @@
+//! The boot stage: the few files that turn a container root filesystem into
+//! something the kernel can start.
+//!
+//! An initramfs is started by the kernel running `/init` as PID 1, with no
+//! `/proc`, `/sys` or `/dev` mounted and, unless the archive carries
+//! `/dev/console`, without a console. This module decides which files to add
+//! to the image for that: the missing mount points and device nodes, an
+//! `/init` (generated from the image's Entrypoint and Cmd, or given by the
+//! user), and host files the user injects. It never reads layers itself: the
+//! caller answers questions about the merged image through [`ImageLookup`].
+//!
+//! The result is a [`BootPlan`]. Its files override the image's entries at
+//! the same paths, and every parent of a file is either a directory of the
+//! image (paths are already resolved through the image's symlinks) or a
+//! [`BootFileKind::Dir`] that comes earlier in the plan.
+
+mod command;
+mod init_script;
+mod inject;
+mod path;
+mod user;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+pub use command::combine_command;
+pub use init_script::sh_quote;
+pub use inject::{parse_inject_spec, InjectSpec};
+
+/// Files the boot stage may read through [`ImageLookup::read`]. A streaming
+/// builder can capture these bodies while it indexes the layers.
+pub const FILES_READ: &[&[u8]] = &[b"/etc/passwd", b"/etc/group"];
+
+/// The largest file [`ImageLookup::read`] is expected to return.
+pub const MAX_READ: usize = 1 << 20;
+
+/// `PATH` used when the image sets none; the same default as Docker's.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The part of an OCI/Docker image config (`config` object) that says how to
+/// run the image. Deserializes straight from that object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ImageRunConfig {
+    #[serde(rename = "Entrypoint", default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(rename = "Cmd", default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(rename = "Env", default)]
+    pub env: Option<Vec<String>>,
+    #[serde(rename = "WorkingDir", default)]
+    pub working_dir: Option<String>,
+    #[serde(rename = "User", default)]
+    pub user: Option<String>,
+}
+
+/// One entry of the merged image, as stored (a final symlink not followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageEntry {
+    Dir {
+        mode: u32,
+    },
+    /// A regular file (or a hardlink to one). `mode` holds the permission bits.
+    File {
+        mode: u32,
+        size: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    CharDev {
+        major: u32,
+        minor: u32,
+    },
+    /// Block devices, fifos, sockets.
+    Other,
+}
+
+/// Questions the boot stage asks about the merged image.
+pub trait ImageLookup {
+    /// The winning entry at `path` (absolute, normalised, no trailing slash;
+    /// `/` for the root), or `None` when the merged image has nothing there.
+    /// Intermediate components are taken literally: this module resolves
+    /// symlinks itself and only asks for paths that are real in the image.
+    fn entry(&self, path: &[u8]) -> Option<ImageEntry>;
+
+    /// The content of a regular file at `path` if it is at most [`MAX_READ`]
+    /// bytes. Only paths in [`FILES_READ`] (or what they resolve to) are asked.
+    fn read(&self, path: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// What to put at a path of the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootFileKind {
+    Regular {
+        content: Bytes,
+        mode: u32,
+    },
+    /// A host file whose content is read when the archive is written. `size`
+    /// is what it had when the plan was made; a different size then is an error.
+    HostFile {
+        path: PathBuf,
+        mode: u32,
+        size: u64,
+    },
+    Dir {
+        mode: u32,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    CharDev {
+        major: u32,
+        minor: u32,
+        mode: u32,
+    },
+}
+
+/// One archive entry added by the boot stage, owned by root (0:0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFile {
+    /// Absolute, normalised, without trailing slash.
+    pub path: Vec<u8>,
+    pub kind: BootFileKind,
+}
+
+impl BootFile {
+    fn dir(path: &[u8], mode: u32) -> Self {
+        BootFile {
+            path: path.to_vec(),
+            kind: BootFileKind::Dir { mode },
+        }
+    }
+
+    /// Permission bits (with setuid/setgid/sticky) of this entry.
+    pub fn mode(&self) -> u32 {
+        match &self.kind {
+            BootFileKind::Regular { mode, .. }
+            | BootFileKind::HostFile { mode, .. }
+            | BootFileKind::Dir { mode }
+            | BootFileKind::CharDev { mode, .. } => *mode,
+            BootFileKind::Symlink { .. } => 0o777,
+        }
+    }
+}
+
+/// How `/init` is chosen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum InitChoice {
+    /// The image's own `/init` when it has one, else one generated from the
+    /// image config. An image that ships `/init` was made to be booted, and
+    /// may even name it as its Entrypoint (s6-overlay), so it is not replaced.
+    #[default]
+    Auto,
+    /// Always generate `/init` from the image config.
+    Generated,
+    /// `--init FILE`: this host file becomes `/init`.
+    File(PathBuf),
+    /// `--no-init`: add no `/init`; the image (or an injected file) has one.
+    Keep,
+}
+
+/// Everything the boot stage was asked to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootOptions {
+    pub init: InitChoice,
+    /// `--inject SRC:DST` specs, in command-line order (later ones win).
+    pub injects: Vec<String>,
+}
+
+/// The files to add to the archive, in an order where parents come first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootPlan {
+    pub files: Vec<BootFile>,
+    /// Things the user should know, one line each (print them as warnings).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("image has no Entrypoint or Cmd")]
+    NoCommand,
+    #[error("image command has an empty program name")]
+    EmptyProgram,
+    #[error("image config value contains a NUL byte: {0:?}")]
+    NulByte(String),
+    #[error(
+        "the generated /init needs /bin/sh, which the image lacks (give --init FILE, or --no-init)"
+    )]
+    NoShell,
+    #[error("image User {0:?} is not a valid user[:group]")]
+    BadUser(String),
+    #[error("image User: user {0:?} is not in the image's /etc/passwd")]
+    UnknownUser(String),
+    #[error("image User: group {0:?} is not in the image's /etc/group")]
+    UnknownGroup(String),
+    #[error("image User {user:?} (uid {uid}, gid {gid}): the image has no program that can switch to it (setpriv, su-exec, gosu, chpst, runuser or su)")]
+    NoUserSwitcher { user: String, uid: u32, gid: u32 },
+    #[error(
+        "image Env {0:?} is not a shell variable name and the image has no env program to set it"
+    )]
+    EnvNeedsEnvProgram(String),
+    #[error("invalid --inject {0:?}: expected SRC:DST with an absolute DST")]
+    BadInjectSpec(String),
+    #[error("{what} {path}: {source}")]
+    Host {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--inject {0}: not a regular file, directory or symlink")]
+    UnsupportedFileType(PathBuf),
+    #[error("cannot place {path}: {parent} is not a directory in the image")]
+    NotADirectory { path: String, parent: String },
+    #[error("too many levels of symbolic links in the image resolving {0}")]
+    SymlinkLoop(String),
+    #[error("--no-init: the image has no /init and no --inject provides one")]
+    NoImageInit,
+}
+
+fn show(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
+
+/// Mount points and device nodes the kernel and the generated `/init` need,
+/// for those the image lacks. `/dev/console` matters most: without it PID 1
+/// starts with no stdin, stdout or stderr.
+pub fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
+    let mut out = Vec::new();
+    for (path, mode) in [
+        (&b"/dev"[..], 0o755),
+        (b"/proc", 0o555),
+        (b"/run", 0o755),
+        (b"/sys", 0o555),
+        (b"/tmp", 0o1777),
+    ] {
+        // A symlink (e.g. /run -> /var/run) is the image's choice: keep it.
+        if lookup.entry(path).is_none() {
+            out.push(BootFile::dir(path, mode));
+        }
+    }
+    let dev_is_dir = matches!(lookup.entry(b"/dev"), None | Some(ImageEntry::Dir { .. }));
+    if dev_is_dir {
+        for (path, major, minor, mode) in [
+            (&b"/dev/console"[..], 5, 1, 0o600),
+            (b"/dev/null", 1, 3, 0o666),
+        ] {
+            // `docker export` leaves an empty regular file at /dev/console:
+            // replace anything that is not the right device.
+            let ok = matches!(lookup.entry(path),
+                Some(ImageEntry::CharDev { major: a, minor: b }) if a == major && b == minor);
+            if !ok {
+                out.push(BootFile {
+                    path: path.to_vec(),
+                    kind: BootFileKind::CharDev { major, minor, mode },
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The `/init` script for the image's Entrypoint, Cmd, Env, WorkingDir and
+/// User. Assumes the [`essentials`] are added next to it.
+pub fn generated_init(
+    config: &ImageRunConfig,
+    lookup: &dyn ImageLookup,
+) -> Result<Bytes, BootError> {
+    let (script, _notes) = init_script::generate(config, lookup)?;
+    Ok(Bytes::from(script.render()))
+}
+
+/// Parses one `--inject SRC:DST` and lists what it adds, DST first, then a
+/// directory's contents sorted by name bytes. Paths are not yet resolved
+/// against the image: [`plan`] does that.
+pub fn inject(spec: &str) -> Result<Vec<BootFile>, BootError> {
+    let spec = parse_inject_spec(spec)?;
+    inject::collect(&spec)
+}
+
+/// Everything the boot stage adds: essentials, `/init` and injected files,
+/// with missing parent directories, in an order where parents come first.
+pub fn plan(
+    options: &BootOptions,
+    config: &ImageRunConfig,
+    lookup: &dyn ImageLookup,
+) -> Result<BootPlan, BootError> {
+    let mut notes = Vec::new();
+    let mut wanted: Vec<BootFile> = essentials(lookup);
+
+    let mut injected = Vec::new();
+    for spec in &options.injects {
+        injected.extend(inject(spec)?);
+    }
+    let injects_init = injected.iter().any(|f| f.path == b"/init");
+    let image_init = path::resolve(lookup, b"/init", true)
+        .ok()
+        .and_then(|p| lookup.entry(&p))
+        .is_some_and(|e| matches!(e, ImageEntry::File { .. }));
+
+    match &options.init {
+        InitChoice::Keep => {
+            if !image_init && !injects_init {
+                return Err(BootError::NoImageInit);
+            }
+        }
+        InitChoice::File(host) => {
+            let meta = std::fs::metadata(host).map_err(|source| BootError::Host {
+                what: "--init",
+                path: host.clone(),
+                source,
+            })?;
+            wanted.push(BootFile {
+                path: b"/init".to_vec(),
+                kind: BootFileKind::HostFile {
+                    path: host.clone(),
+                    mode: 0o755,
+                    size: meta.len(),
+                },
+            });
+        }
+        InitChoice::Auto if image_init || injects_init => {
+            if image_init && !injects_init {
+                notes.push(
+                    "the image has its own /init: booting it (give --init FILE to use another)"
+                        .to_string(),
+                );
+            }
+        }
+        InitChoice::Auto | InitChoice::Generated => {
+            let (script, more) = init_script::generate(config, lookup)?;
+            notes.extend(more);
+            if let Some(dir) = &script.missing_workdir {
+                wanted.push(BootFile::dir(dir.as_bytes(), 0o755));
+            }
+            wanted.push(BootFile {
+                path: b"/init".to_vec(),
+                kind: BootFileKind::Regular {
+                    content: Bytes::from(script.render()),
+                    mode: 0o755,
+                },
+            });
+        }
+    }
+    wanted.extend(injected);
+    let files = path::place(lookup, wanted)?;
+    Ok(BootPlan { files, notes })
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// An in-memory merged image for unit tests.
+    #[derive(Default)]
+    pub struct MapImage {
+        pub entries: BTreeMap<Vec<u8>, ImageEntry>,
+        pub contents: BTreeMap<Vec<u8>, Vec<u8>>,
+    }
+
+    impl MapImage {
+        pub fn new() -> Self {
+            let mut m = MapImage::default();
+            m.dir("/");
+            m
+        }
+        pub fn dir(&mut self, p: &str) -> &mut Self {
+            self.entries
+                .insert(p.as_bytes().to_vec(), ImageEntry::Dir { mode: 0o755 });
+            self
+        }
+        pub fn file(&mut self, p: &str, mode: u32, content: &str) -> &mut Self {
+            self.entries.insert(
+                p.as_bytes().to_vec(),
+                ImageEntry::File {
+                    mode,
+                    size: content.len() as u64,
+                },
+            );
+            self.contents
+                .insert(p.as_bytes().to_vec(), content.as_bytes().to_vec());
+            self
+        }
+        pub fn link(&mut self, p: &str, target: &str) -> &mut Self {
+            self.entries.insert(
+                p.as_bytes().to_vec(),
+                ImageEntry::Symlink {
+                    target: target.as_bytes().to_vec(),
+                },
+            );
+            self
+        }
+        pub fn put(&mut self, p: &str, e: ImageEntry) -> &mut Self {
+            self.entries.insert(p.as_bytes().to_vec(), e);
+            self
+        }
+        /// A busybox userland: /bin/busybox and applet symlinks to it.
+        pub fn busybox(&mut self, applets: &[&str]) -> &mut Self {
+            self.dir("/bin").file("/bin/busybox", 0o755, "");
+            for a in applets {
+                self.link(&format!("/bin/{a}"), "/bin/busybox");
+            }
+            self
+        }
+    }
+
+    impl ImageLookup for MapImage {
+        fn entry(&self, path: &[u8]) -> Option<ImageEntry> {
+            self.entries.get(path).cloned()
+        }
+        fn read(&self, path: &[u8]) -> Option<Vec<u8>> {
+            self.contents.get(path).cloned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::MapImage;
+    use super::*;
+
+    fn paths(files: &[BootFile]) -> Vec<String> {
+        files.iter().map(|f| show(&f.path)).collect()
+    }
+
+    #[test]
+    fn essentials_only_what_is_missing() {
+        let mut img = MapImage::new();
+        img.dir("/proc").dir("/dev").link("/run", "/var/run");
+        img.put("/dev/null", ImageEntry::CharDev { major: 1, minor: 3 });
+        img.file("/dev/console", 0o644, "");
+        let got = essentials(&img);
+        assert_eq!(paths(&got), ["/dev/console", "/sys", "/tmp"]);
+        assert_eq!(
+            got[0].kind,
+            BootFileKind::CharDev {
+                major: 5,
+                minor: 1,
+                mode: 0o600
+            }
+        );
+        assert_eq!(got[2].mode(), 0o1777);
+    }
+
+    #[test]
+    fn essentials_for_an_empty_image() {
+        let got = essentials(&MapImage::new());
+        assert_eq!(
+            paths(&got),
+            [
+                "/dev",
+                "/dev/console",
+                "/dev/null",
+                "/proc",
+                "/run",
+                "/sys",
+                "/tmp"
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_generates_init_and_parents_come_first() {
+        let mut img = MapImage::new();
+        img.busybox(&["sh", "mount", "mkdir", "poweroff", "reboot", "sleep"]);
+        let cfg = ImageRunConfig {
+            cmd: Some(vec!["sh".into()]),
+            working_dir: Some("/srv/app".into()),
+            ..Default::default()
+        };
+        let p = plan(&BootOptions::default(), &cfg, &img).unwrap();
+        let ps = paths(&p.files);
+        assert!(ps.contains(&"/init".to_string()));
+        assert!(ps.contains(&"/srv/app".to_string()));
+        for (i, f) in p.files.iter().enumerate() {
+            let parent = path::parent(&f.path);
+            if parent != b"/" {
+                let before = p.files[..i].iter().any(|g| g.path == parent);
+                assert!(
+                    before || img.entry(parent).is_some(),
+                    "parent of {} missing",
+                    show(&f.path)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn plan_keeps_an_image_init() {
+        let mut img = MapImage::new();
+        img.busybox(&["sh"]).file("/init", 0o755, "#!/bin/sh\n");
+        let p = plan(&BootOptions::default(), &ImageRunConfig::default(), &img).unwrap();
+        assert!(!paths(&p.files).contains(&"/init".to_string()));
+        assert_eq!(p.notes.len(), 1);
+        // Generated replaces it on request, and then needs a command.
+        let opts = BootOptions {
+            init: InitChoice::Generated,
+            ..Default::default()
+        };
+        let err = plan(&opts, &ImageRunConfig::default(), &img).unwrap_err();
+        assert!(matches!(err, BootError::NoCommand), "{err}");
+    }
+
+    #[test]
+    fn no_init_requires_one() {
+        let img = MapImage::new();
+        let opts = BootOptions {
+            init: InitChoice::Keep,
+            ..Default::default()
+        };
+        let err = plan(&opts, &ImageRunConfig::default(), &img).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--no-init: the image has no /init and no --inject provides one"
+        );
+    }
+
+    #[test]
+    fn config_deserializes_from_image_config() {
+        let json = r#"{"Env":["PATH=/bin","A=b"],"Entrypoint":null,"Cmd":["sh","-c","echo hi"],"WorkingDir":"","User":"1000:1000","Labels":{"x":"y"}}"#;
+        let cfg: ImageRunConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(cfg.entrypoint, None);
+        assert_eq!(cfg.cmd.as_deref().map(<[String]>::len), Some(3));
+        assert_eq!(cfg.user.as_deref(), Some("1000:1000"));
+        let empty: ImageRunConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, ImageRunConfig::default());
+    }
+}

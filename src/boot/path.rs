@@ -1,0 +1,280 @@
+//! Paths inside the merged image: symlink resolution confined to the root,
+//! and placing boot files so that no entry ends up below a symlink and every
+//! parent directory exists before its children.
+
+use std::collections::BTreeMap;
+
+use super::{show, BootError, BootFile, BootFileKind, ImageEntry, ImageLookup};
+
+/// The same limit as Linux's.
+const MAX_SYMLINKS: usize = 40;
+
+pub(crate) fn parent(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) | None => b"/",
+        Some(i) => &path[..i],
+    }
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(dir.len() + 1 + name.len());
+    out.extend_from_slice(dir);
+    if !dir.ends_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(name);
+    out
+}
+
+/// Normalises `path` to the absolute form the image uses: a leading `/`, no
+/// `.`, empty components or trailing slash. `..` is kept for [`resolve`].
+pub(crate) fn normalize(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        if c.is_empty() || c == b"." {
+            continue;
+        }
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Resolves `path` inside the image the way a chrooted process would, except
+/// that `..` and absolute symlink targets never leave the root. The result
+/// is absolute and normalised; it need not exist. With `follow_last` false,
+/// a symlink in the last component is left as is.
+pub(crate) fn resolve(
+    lookup: &dyn ImageLookup,
+    path: &[u8],
+    follow_last: bool,
+) -> Result<Vec<u8>, BootError> {
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    let mut todo: Vec<Vec<u8>> = components(path);
+    todo.reverse();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        if c == b".." {
+            done.pop();
+            continue;
+        }
+        let candidate = assemble(&done, Some(&c));
+        let last = todo.is_empty();
+        match lookup.entry(&candidate) {
+            Some(ImageEntry::Symlink { target }) if follow_last || !last => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(BootError::SymlinkLoop(show(path)));
+                }
+                if target.starts_with(b"/") {
+                    done.clear();
+                }
+                todo.extend(components(&target).into_iter().rev());
+            }
+            _ => done.push(c),
+        }
+    }
+    Ok(assemble(&done, None))
+}
+
+fn components(path: &[u8]) -> Vec<Vec<u8>> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn assemble(done: &[Vec<u8>], extra: Option<&Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in done.iter().chain(extra) {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// The image with the files planned so far laid over it.
+struct Overlay<'a> {
+    image: &'a dyn ImageLookup,
+    planned: BTreeMap<Vec<u8>, BootFile>,
+}
+
+impl ImageLookup for Overlay<'_> {
+    fn entry(&self, path: &[u8]) -> Option<ImageEntry> {
+        match self.planned.get(path).map(|f| &f.kind) {
+            None => self.image.entry(path),
+            Some(BootFileKind::Dir { mode }) => Some(ImageEntry::Dir { mode: *mode }),
+            Some(BootFileKind::Symlink { target }) => Some(ImageEntry::Symlink {
+                target: target.clone(),
+            }),
+            Some(BootFileKind::CharDev { major, minor, .. }) => Some(ImageEntry::CharDev {
+                major: *major,
+                minor: *minor,
+            }),
+            Some(BootFileKind::Regular { mode, content }) => Some(ImageEntry::File {
+                mode: *mode,
+                size: content.len() as u64,
+            }),
+            Some(BootFileKind::HostFile { mode, size, .. }) => Some(ImageEntry::File {
+                mode: *mode,
+                size: *size,
+            }),
+        }
+    }
+    fn read(&self, path: &[u8]) -> Option<Vec<u8>> {
+        self.image.read(path)
+    }
+}
+
+/// Places `wanted` (later entries win) over the image: each parent is
+/// resolved through the image's symlinks, missing parents become 0755
+/// directories, and the result is sorted by path bytes, which puts every
+/// directory before its contents.
+pub(crate) fn place(
+    image: &dyn ImageLookup,
+    wanted: Vec<BootFile>,
+) -> Result<Vec<BootFile>, BootError> {
+    let mut overlay = Overlay {
+        image,
+        planned: BTreeMap::new(),
+    };
+    for mut file in wanted {
+        let path = normalize(&file.path);
+        if path == b"/" {
+            continue;
+        }
+        let name = &path[parent(&path).len()..];
+        let name = name.strip_prefix(b"/").unwrap_or(name).to_vec();
+        let dir = resolve(&overlay, parent(&path), true)?;
+        let mut prefix = Vec::new();
+        for c in components(&dir) {
+            prefix.push(b'/');
+            prefix.extend_from_slice(&c);
+            match overlay.entry(&prefix) {
+                None => {
+                    overlay.planned.insert(
+                        prefix.clone(),
+                        BootFile {
+                            path: prefix.clone(),
+                            kind: BootFileKind::Dir { mode: 0o755 },
+                        },
+                    );
+                }
+                Some(ImageEntry::Dir { .. }) => {}
+                Some(_) => {
+                    return Err(BootError::NotADirectory {
+                        path: show(&file.path),
+                        parent: show(&prefix),
+                    })
+                }
+            }
+        }
+        file.path = join(&dir, &name);
+        if !matches!(file.kind, BootFileKind::Dir { .. }) {
+            // A non-directory hides what was planned below it.
+            let below = join(&file.path, b"");
+            overlay.planned.retain(|p, _| !p.starts_with(&below));
+        }
+        overlay.planned.insert(file.path.clone(), file);
+    }
+    Ok(overlay.planned.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::MapImage;
+    use super::*;
+
+    fn r(img: &MapImage, p: &str) -> String {
+        show(&resolve(img, p.as_bytes(), true).unwrap())
+    }
+
+    #[test]
+    fn resolves_inside_the_root() {
+        let mut img = MapImage::new();
+        img.dir("/usr").dir("/usr/bin").link("/bin", "usr/bin");
+        img.link("/usr/bin/sh", "busybox")
+            .file("/usr/bin/busybox", 0o755, "");
+        img.link("/escape", "../../../usr")
+            .link("/abs", "/usr/bin/../bin");
+        img.link("/loop", "/loop");
+        assert_eq!(r(&img, "/bin/sh"), "/usr/bin/busybox");
+        assert_eq!(
+            show(&resolve(&img, b"/bin/sh", false).unwrap()),
+            "/usr/bin/sh"
+        );
+        assert_eq!(r(&img, "/escape/bin"), "/usr/bin");
+        assert_eq!(r(&img, "/abs"), "/usr/bin");
+        assert_eq!(r(&img, "/../../x"), "/x");
+        assert_eq!(r(&img, "/"), "/");
+        assert_eq!(r(&img, "/missing/a/../b"), "/missing/b");
+        assert!(matches!(
+            resolve(&img, b"/loop/x", true),
+            Err(BootError::SymlinkLoop(_))
+        ));
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent(b"/a/b"), b"/a");
+        assert_eq!(parent(b"/a"), b"/");
+        assert_eq!(normalize(b"a//b/./c/"), b"/a/b/c");
+        assert_eq!(normalize(b""), b"/");
+    }
+
+    fn file(p: &str) -> BootFile {
+        BootFile {
+            path: p.as_bytes().to_vec(),
+            kind: BootFileKind::Regular {
+                content: bytes::Bytes::from_static(b"x"),
+                mode: 0o755,
+            },
+        }
+    }
+
+    #[test]
+    fn place_resolves_symlinked_parents_and_adds_missing_dirs() {
+        let mut img = MapImage::new();
+        img.dir("/usr").dir("/usr/bin").link("/bin", "usr/bin");
+        img.file("/etc", 0o644, "");
+        let got = place(
+            &img,
+            vec![file("/bin/agent"), file("/opt/x/y/tool"), file("/opt/a-b")],
+        )
+        .unwrap();
+        let paths: Vec<String> = got.iter().map(|f| show(&f.path)).collect();
+        assert_eq!(
+            paths,
+            [
+                "/opt",
+                "/opt/a-b",
+                "/opt/x",
+                "/opt/x/y",
+                "/opt/x/y/tool",
+                "/usr/bin/agent"
+            ]
+        );
+        let err = place(&img, vec![file("/etc/passwd")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot place /etc/passwd: /etc is not a directory in the image"
+        );
+    }
+
+    #[test]
+    fn place_later_wins_and_files_hide_planned_children() {
+        let img = MapImage::new();
+        let dir = BootFile {
+            path: b"/d".to_vec(),
+            kind: BootFileKind::Dir { mode: 0o700 },
+        };
+        let got = place(&img, vec![dir, file("/d/inner"), file("/d")]).unwrap();
+        assert_eq!(got, vec![file("/d")]);
+    }
+}
