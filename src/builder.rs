@@ -1,0 +1,321 @@
+//! `InitramfsBuilder`: the stages wired together.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+
+use crate::cpio::{mode, NewcWriter, Record};
+use crate::index::{FileGroup, MergeIndex, Plan, PlanEntry, PlanKind};
+use crate::layer::{self, LayerReader, Meta, ScanLimits};
+use crate::output::{self, Codec, Compression};
+use crate::source::{ImageReference, ImageSource, Platform};
+use crate::Error;
+
+/// Default bound on the number of paths, far above any real image.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000_000;
+
+/// Configures a conversion: which image, which platform, which compression.
+#[derive(Debug, Clone)]
+pub struct InitramfsBuilder {
+    reference: ImageReference,
+    platform: Option<Platform>,
+    compression: Compression,
+    max_entries: usize,
+    jobs: usize,
+}
+
+impl InitramfsBuilder {
+    pub fn new(reference: ImageReference) -> InitramfsBuilder {
+        InitramfsBuilder {
+            reference,
+            platform: None,
+            compression: Compression {
+                codec: Codec::None,
+                level: None,
+            },
+            max_entries: DEFAULT_MAX_ENTRIES,
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+
+    /// The platform to pick from a multi-platform index (default: the host's).
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = Some(platform);
+        self
+    }
+
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Refuse images with more paths than this.
+    pub fn max_entries(mut self, max: usize) -> Self {
+        self.max_entries = max.max(1);
+        self
+    }
+
+    /// How many layers are read at once.
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Resolves the image, reads every layer's headers and plans the
+    /// archive. Nothing is written; every check that can fail before the
+    /// first byte has run.
+    pub async fn prepare(self) -> Result<PreparedImage, Error> {
+        let source =
+            Arc::new(ImageSource::open(self.reference.clone(), self.platform.as_ref()).await?);
+        let limits = ScanLimits {
+            max_entries: self.max_entries,
+        };
+        let mut index = MergeIndex::new(self.max_entries);
+        let mut xattrs = std::collections::BTreeSet::new();
+        let mut scans = Box::pin(
+            futures::stream::iter(source.layers.clone())
+                .map(|blob| {
+                    let source = Arc::clone(&source);
+                    tokio::spawn(async move {
+                        let reader = source.open_layer(&blob).await?;
+                        // The blob digest covers the bytes; check the diff_id
+                        // only when there is no blob digest (docker-archive).
+                        let diff_id = blob
+                            .digest
+                            .is_none()
+                            .then_some(blob.diff_id.as_ref())
+                            .flatten();
+                        Ok::<_, Error>(
+                            layer::scan_layer(reader, blob.index, diff_id, limits).await?,
+                        )
+                    })
+                })
+                .buffered(self.jobs),
+        );
+        // Layers are scanned concurrently and applied in order as they arrive.
+        let mut layer_no = 0u32;
+        while let Some(scan) = scans.next().await {
+            let headers = scan.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            index.apply_layer(layer_no, &headers.entries)?;
+            xattrs.extend(headers.xattrs);
+            layer_no += 1;
+        }
+        drop(scans);
+        let plan = index.plan()?;
+        let mut warnings = Vec::new();
+        if !xattrs.is_empty() {
+            warnings.push(format!(
+                "newc archives cannot store extended attributes; dropped: {}",
+                xattrs.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(PreparedImage {
+            source,
+            plan,
+            compression: self.compression,
+            warnings,
+        })
+    }
+}
+
+/// An image whose archive is planned and ready to be written.
+pub struct PreparedImage {
+    source: Arc<ImageSource>,
+    plan: Plan,
+    compression: Compression,
+    warnings: Vec<String>,
+}
+
+/// What a conversion wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Archive entries, the trailer not counted.
+    pub entries: u64,
+    /// Bytes of the uncompressed archive.
+    pub archive_bytes: u64,
+    /// Bytes written to the output (after compression).
+    pub output_bytes: u64,
+}
+
+/// The archive goes to the compressor through this pipe, so encoding and
+/// compression run on different threads.
+const PIPE_BUFFER: usize = 1 << 20;
+
+impl PreparedImage {
+    /// Problems that do not stop the conversion (e.g. dropped xattrs).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn source(&self) -> &ImageSource {
+        &self.source
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Number of archive entries that will be written.
+    pub fn entry_count(&self) -> usize {
+        self.plan.dirs.len()
+            + self.plan.others.len()
+            + self
+                .plan
+                .empty_files
+                .iter()
+                .chain(&self.plan.files)
+                .map(|g| g.names.len())
+                .sum::<usize>()
+    }
+
+    /// Writes the compressed archive. On error the output holds a prefix of
+    /// the archive without a trailer, so it cannot pass for a whole one.
+    pub async fn write_to<W: AsyncWrite + Unpin + Send>(self, output: W) -> Result<Summary, Error> {
+        let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BUFFER);
+        let compression = self.compression;
+        let encoder = tokio::spawn(encode(self.source, self.plan, pipe_in));
+        let compressed = output::compress(pipe_out, output, compression).await;
+        let encoded = encoder
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        // The encoder's error explains a compressor error (a closed pipe).
+        let (entries, archive_bytes) = encoded?;
+        let output_bytes = compressed?;
+        Ok(Summary {
+            entries,
+            archive_bytes,
+            output_bytes,
+        })
+    }
+}
+
+async fn encode<W: AsyncWrite + Unpin>(
+    source: Arc<ImageSource>,
+    plan: Plan,
+    pipe: W,
+) -> Result<(u64, u64), Error> {
+    let mut w = NewcWriter::new(BufWriter::with_capacity(256 * 1024, pipe));
+    let mut ino: u32 = 0;
+    let mut entries: u64 = 0;
+    let mut next_ino = || {
+        ino += 1;
+        ino
+    };
+
+    for entry in plan.dirs.iter().chain(&plan.others) {
+        let (record, data) = simple_record(entry, next_ino());
+        w.write_record(&record, data).await?;
+        entries += 1;
+    }
+    for group in &plan.empty_files {
+        let ino = next_ino();
+        for name in &group.names {
+            w.write_record(&file_record(name, group, ino, 0), &[])
+                .await?;
+            entries += 1;
+        }
+    }
+
+    let mut files = plan.files.iter().peekable();
+    while let Some(first) = files.peek() {
+        let layer_no = first.content.layer;
+        let blob = source
+            .layers
+            .get(layer_no as usize)
+            .ok_or_else(|| Error::Usage(format!("no layer {layer_no}")))?;
+        let reader = source.open_layer(blob).await?;
+        let diff_id = blob
+            .digest
+            .is_none()
+            .then_some(blob.diff_id.as_ref())
+            .flatten();
+        let mut layer = LayerReader::open(reader, blob.index, diff_id).await?;
+        while let Some(group) = files.next_if(|g| g.content.layer == layer_no) {
+            let ino = next_ino();
+            let mut body = layer.body(group.content.ordinal).await?;
+            // newc convention: the last link of a group carries the data.
+            let (last, rest) = group
+                .names
+                .split_last()
+                .ok_or_else(|| Error::Usage("empty file group".into()))?;
+            for name in rest {
+                w.write_record(&file_record(name, group, ino, 0), &[])
+                    .await?;
+                entries += 1;
+            }
+            let size = crate::cpio::check_size(last, group.size)?;
+            w.write_record_from(&file_record(last, group, ino, size), &mut body)
+                .await?;
+            entries += 1;
+        }
+        layer.finish().await?;
+    }
+
+    let archive_bytes = w.written();
+    let mut pipe = w.finish().await?;
+    pipe.shutdown().await?;
+    // The trailer's bytes count too.
+    Ok((entries, archive_bytes + trailer_len()))
+}
+
+fn trailer_len() -> u64 {
+    // 110-byte header + "TRAILER!!!\0" (11), padded to 124.
+    124
+}
+
+fn mtime(meta: &Meta) -> u32 {
+    u32::try_from(meta.mtime).unwrap_or(u32::MAX)
+}
+
+fn base_record(name: &[u8], meta: &Meta, ino: u32, type_bits: u32) -> Record {
+    Record {
+        name: name.to_vec(),
+        ino,
+        mode: type_bits | (meta.mode & 0o7777),
+        uid: meta.uid,
+        gid: meta.gid,
+        nlink: 1,
+        mtime: mtime(meta),
+        filesize: 0,
+        rdev_major: 0,
+        rdev_minor: 0,
+    }
+}
+
+fn simple_record(entry: &PlanEntry, ino: u32) -> (Record, &[u8]) {
+    let name = &entry.name;
+    match &entry.kind {
+        PlanKind::Dir => {
+            let mut r = base_record(name, &entry.meta, ino, mode::S_IFDIR);
+            r.nlink = 2;
+            (r, &[])
+        }
+        PlanKind::Symlink(target) => {
+            let mut r = base_record(name, &entry.meta, ino, mode::S_IFLNK);
+            r.filesize = target.len() as u32;
+            (r, target.as_slice())
+        }
+        PlanKind::CharDevice(major, minor) | PlanKind::BlockDevice(major, minor) => {
+            let bits = if matches!(entry.kind, PlanKind::CharDevice(..)) {
+                mode::S_IFCHR
+            } else {
+                mode::S_IFBLK
+            };
+            let mut r = base_record(name, &entry.meta, ino, bits);
+            r.rdev_major = *major;
+            r.rdev_minor = *minor;
+            (r, &[])
+        }
+        PlanKind::Fifo => (base_record(name, &entry.meta, ino, mode::S_IFIFO), &[]),
+    }
+}
+
+fn file_record(name: &[u8], group: &FileGroup, ino: u32, size: u32) -> Record {
+    let mut r = base_record(name, &group.meta, ino, mode::S_IFREG);
+    r.nlink = group.names.len() as u32;
+    r.filesize = size;
+    r
+}

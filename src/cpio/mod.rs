@@ -1,0 +1,270 @@
+//! CPIO "newc" records: the format the Linux kernel unpacks as an initramfs.
+//!
+//! A record is a 110-byte ASCII header (`070701` and thirteen 8-digit hex
+//! fields), the NUL-terminated name, padding to 4 bytes, the data, and padding
+//! to 4 bytes again. The archive ends with a record named `TRAILER!!!`.
+//!
+//! [`NewcWriter`] knows nothing about images: it writes the records it is
+//! given, in the order given, and refuses values the format cannot carry.
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// The kernel skips names and symlink targets longer than this (PATH_MAX - 1).
+pub const MAX_NAME_LEN: usize = 4095;
+/// newc size fields are 32-bit.
+pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
+
+const MAGIC: &[u8; 6] = b"070701";
+const TRAILER: &[u8] = b"TRAILER!!!";
+
+/// File type bits of `mode`, as in `<sys/stat.h>`.
+pub mod mode {
+    pub const S_IFMT: u32 = 0o170000;
+    pub const S_IFIFO: u32 = 0o010000;
+    pub const S_IFCHR: u32 = 0o020000;
+    pub const S_IFDIR: u32 = 0o040000;
+    pub const S_IFBLK: u32 = 0o060000;
+    pub const S_IFREG: u32 = 0o100000;
+    pub const S_IFLNK: u32 = 0o120000;
+}
+
+/// The metadata of one newc record. The data follows separately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Path inside the archive, without a leading `/`.
+    pub name: Vec<u8>,
+    pub ino: u32,
+    /// File type and permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub mtime: u32,
+    pub filesize: u32,
+    pub rdev_major: u32,
+    pub rdev_minor: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CpioError {
+    #[error("{path}: name is {len} bytes, the kernel skips names over {MAX_NAME_LEN}")]
+    NameTooLong { path: String, len: usize },
+    #[error("{path}: {size} bytes is too large for a newc archive (limit 4 GiB - 1)")]
+    FileTooLarge { path: String, size: u64 },
+    #[error("{path}: data ended after {got} of {expected} bytes")]
+    ShortData {
+        path: String,
+        got: u64,
+        expected: u64,
+    },
+    #[error("writing archive: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Lossy rendering of a path for messages only; archive names stay bytes.
+pub(crate) fn display_name(name: &[u8]) -> String {
+    format!("/{}", String::from_utf8_lossy(name))
+}
+
+/// Checks that a name fits the format; shared with the planner so that
+/// an image that cannot be written fails before the first byte.
+pub fn check_name(name: &[u8]) -> Result<(), CpioError> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(CpioError::NameTooLong {
+            path: display_name(name),
+            len: name.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that a data size fits the format's 32-bit field.
+pub fn check_size(name: &[u8], size: u64) -> Result<u32, CpioError> {
+    u32::try_from(size).map_err(|_| CpioError::FileTooLarge {
+        path: display_name(name),
+        size,
+    })
+}
+
+/// Writes newc records to an async writer.
+pub struct NewcWriter<W> {
+    inner: W,
+    written: u64,
+    header: Vec<u8>,
+}
+
+impl<W: AsyncWrite + Unpin> NewcWriter<W> {
+    pub fn new(inner: W) -> Self {
+        NewcWriter {
+            inner,
+            written: 0,
+            header: Vec::with_capacity(512),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Writes a record whose data is given in memory (symlink targets,
+    /// generated files, empty files).
+    pub async fn write_record(&mut self, record: &Record, data: &[u8]) -> Result<(), CpioError> {
+        debug_assert_eq!(record.filesize as usize, data.len());
+        self.write_header(record).await?;
+        self.inner.write_all(data).await?;
+        self.written += data.len() as u64;
+        self.pad().await
+    }
+
+    /// Writes a record whose `filesize` bytes of data come from `data`.
+    /// Reading fewer bytes is an error; extra bytes are left unread.
+    pub async fn write_record_from<R: AsyncRead + Unpin>(
+        &mut self,
+        record: &Record,
+        data: &mut R,
+    ) -> Result<(), CpioError> {
+        self.write_header(record).await?;
+        let expected = u64::from(record.filesize);
+        let mut limited = tokio::io::AsyncReadExt::take(data, expected);
+        let got = tokio::io::copy(&mut limited, &mut self.inner).await?;
+        self.written += got;
+        if got != expected {
+            return Err(CpioError::ShortData {
+                path: display_name(&record.name),
+                got,
+                expected,
+            });
+        }
+        self.pad().await
+    }
+
+    /// Writes the trailer, flushes, and returns the writer. Only call this
+    /// when everything before succeeded: a trailer marks a whole archive.
+    pub async fn finish(mut self) -> Result<W, CpioError> {
+        let trailer = Record {
+            name: TRAILER.to_vec(),
+            ino: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            mtime: 0,
+            filesize: 0,
+            rdev_major: 0,
+            rdev_minor: 0,
+        };
+        self.write_record(&trailer, &[]).await?;
+        self.inner.flush().await?;
+        Ok(self.inner)
+    }
+
+    async fn write_header(&mut self, r: &Record) -> Result<(), CpioError> {
+        check_name(&r.name)?;
+        let h = &mut self.header;
+        h.clear();
+        h.extend_from_slice(MAGIC);
+        let namesize = r.name.len() as u32 + 1;
+        for v in [
+            r.ino,
+            r.mode,
+            r.uid,
+            r.gid,
+            r.nlink,
+            r.mtime,
+            r.filesize,
+            0, // devmajor
+            0, // devminor
+            r.rdev_major,
+            r.rdev_minor,
+            namesize,
+            0, // check
+        ] {
+            push_hex8(h, v);
+        }
+        h.extend_from_slice(&r.name);
+        h.push(0);
+        let pad = padding(h.len() as u64);
+        h.extend_from_slice(&[0u8; 3][..pad]);
+        self.inner.write_all(h).await?;
+        self.written += h.len() as u64;
+        Ok(())
+    }
+
+    async fn pad(&mut self) -> Result<(), CpioError> {
+        let pad = padding(self.written);
+        if pad > 0 {
+            self.inner.write_all(&[0u8; 3][..pad]).await?;
+            self.written += pad as u64;
+        }
+        Ok(())
+    }
+}
+
+fn padding(len: u64) -> usize {
+    ((4 - (len % 4)) % 4) as usize
+}
+
+fn push_hex8(out: &mut Vec<u8>, v: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..8).rev() {
+        out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(name: &[u8], mode: u32, size: u32) -> Record {
+        Record {
+            name: name.to_vec(),
+            ino: 7,
+            mode,
+            uid: 1,
+            gid: 2,
+            nlink: 1,
+            mtime: 3,
+            filesize: size,
+            rdev_major: 0,
+            rdev_minor: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn header_layout_and_padding() {
+        let mut w = NewcWriter::new(Vec::new());
+        w.write_record(&rec(b"ab", mode::S_IFREG | 0o644, 5), b"hello")
+            .await
+            .unwrap();
+        let out = w.finish().await.unwrap();
+        // 110 header + "ab\0" = 113 -> padded to 116, data 5 -> 121 -> 124.
+        assert_eq!(&out[..6], b"070701");
+        assert_eq!(&out[6..14], b"00000007");
+        assert_eq!(&out[14..22], b"000081a4");
+        assert_eq!(&out[110..113], b"ab\0");
+        assert_eq!(&out[116..121], b"hello");
+        assert_eq!(&out[124..130], b"070701");
+        assert_eq!(out.len() % 4, 0);
+        assert!(out.windows(10).any(|w| w == b"TRAILER!!!"));
+    }
+
+    #[tokio::test]
+    async fn short_data_is_an_error() {
+        let mut w = NewcWriter::new(Vec::new());
+        let mut data: &[u8] = b"abc";
+        let err = w
+            .write_record_from(&rec(b"f", mode::S_IFREG | 0o644, 10), &mut data)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("3 of 10"), "{err}");
+    }
+
+    #[test]
+    fn limits() {
+        assert!(check_name(&vec![b'a'; 4095]).is_ok());
+        assert!(check_name(&vec![b'a'; 4096]).is_err());
+        assert!(check_size(b"big", 1 << 32).is_err());
+        assert_eq!(check_size(b"ok", u32::MAX as u64).unwrap(), u32::MAX);
+    }
+}

@@ -1,0 +1,579 @@
+//! The merge index: the image's final filesystem tree, built from layer
+//! headers alone, before a byte of the archive is written.
+//!
+//! Layers are applied in order, oldest first, to an in-memory tree, exactly
+//! as umoci and containerd apply them to a directory, but without any file
+//! data: a regular file is a reference to the tar entry that holds its
+//! bytes (`ContentRef`). Applying in order is what makes two corners simple
+//! and exact:
+//!
+//! * a hardlink names its target as the target stood *at that layer*; the
+//!   node found at that moment carries the content reference, so a link keeps
+//!   its content even when a newer layer overwrites or deletes the target;
+//! * a parent directory that is a symlink is resolved inside the root at that
+//!   moment (SecureJoin semantics: absolute targets start at the image root,
+//!   `..` stops at it), so no entry is ever placed below a symlink or outside
+//!   the root.
+//!
+//! Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) hide only what
+//! lower layers put there: a node remembers the last layer that wrote it or
+//! an entry below it ("upper" in overlayfs terms), and a whiteout removes
+//! only what that layer did not write, wherever it stands in the layer.
+//!
+//! [`MergeIndex::plan`] then turns the tree into the archive's order: every
+//! directory first (parents before children, as the kernel needs), then
+//! symlinks, devices, fifos and empty files, then regular files grouped into
+//! inodes and ordered by where their bytes sit in the layers, so the content
+//! pass streams each layer once, front to back.
+
+pub mod path;
+
+use hashbrown::HashMap;
+
+use crate::cpio::{self, CpioError};
+use crate::layer::{EntryKind, LayerEntry, Meta};
+
+/// The layer number used for content that does not come from a layer
+/// (generated /init, injected files). It sorts after every real layer.
+pub const EXTRA_LAYER: u32 = u32::MAX;
+
+/// Where a regular file's bytes are: the tar entry `ordinal` of `layer`,
+/// or, for `EXTRA_LAYER`, entry `ordinal` of the builder's extra files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentRef {
+    pub layer: u32,
+    pub ordinal: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("layer {layer}: {path}: {message}")]
+    Entry {
+        layer: u32,
+        path: String,
+        message: String,
+    },
+    #[error("the image has more than {0} paths; raise --max-entries if it is genuine")]
+    TooManyPaths(usize),
+    #[error(transparent)]
+    Format(#[from] CpioError),
+}
+
+type NodeId = u32;
+const ROOT: NodeId = 0;
+/// Linux follows at most 40 symlinks in one lookup; SecureJoin 255.
+const MAX_SYMLINKS: usize = 255;
+
+#[derive(Debug)]
+enum NodeKind {
+    Dir(HashMap<Box<[u8]>, NodeId>),
+    File { content: ContentRef, size: u64 },
+    Symlink(Box<[u8]>),
+    CharDevice(u32, u32),
+    BlockDevice(u32, u32),
+    Fifo,
+    Removed,
+}
+
+#[derive(Debug)]
+struct Node {
+    parent: NodeId,
+    /// The last layer that wrote this node or something below it.
+    upper: u32,
+    meta: Meta,
+    kind: NodeKind,
+}
+
+/// Default metadata of a directory that an entry needs but no entry declares:
+/// 0755 root:root, as umoci and containerd create it.
+const IMPLICIT_DIR: Meta = Meta {
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    mtime: 0,
+};
+
+/// The final tree of an image, built by applying layer headers in order.
+pub struct MergeIndex {
+    nodes: Vec<Node>,
+    free: Vec<NodeId>,
+    live: usize,
+    max_paths: usize,
+}
+
+impl MergeIndex {
+    pub fn new(max_paths: usize) -> MergeIndex {
+        MergeIndex {
+            nodes: vec![Node {
+                parent: ROOT,
+                upper: 0,
+                meta: IMPLICIT_DIR,
+                kind: NodeKind::Dir(HashMap::new()),
+            }],
+            free: Vec::new(),
+            live: 1,
+            max_paths,
+        }
+    }
+
+    /// Number of paths in the tree (the root included).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live <= 1
+    }
+
+    /// Applies one layer's entries, in their tar order.
+    pub fn apply_layer(&mut self, layer: u32, entries: &[LayerEntry]) -> Result<(), IndexError> {
+        for entry in entries {
+            self.apply(layer, entry)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one entry of `layer`.
+    pub fn apply(&mut self, layer: u32, entry: &LayerEntry) -> Result<(), IndexError> {
+        let err = |message: &str| IndexError::Entry {
+            layer,
+            path: path::display(&entry.path),
+            message: message.to_string(),
+        };
+        let comps = path::components(&entry.path);
+        let Some((&base, parent)) = comps.split_last() else {
+            // The root itself: its metadata is the booted system's, not the image's.
+            return Ok(());
+        };
+
+        if let Some(hidden) = base.strip_prefix(b".wh.") {
+            return self.apply_whiteout(layer, parent, hidden, &err);
+        }
+
+        // A hardlink's target is looked up before anything changes, so a
+        // link that replaces its own target keeps the target's content.
+        let linked = match &entry.kind {
+            EntryKind::Hardlink { target } => Some(self.link_source(target, &err)?),
+            _ => None,
+        };
+
+        let dir = self
+            .resolve(parent, Some(layer), &err)?
+            .ok_or_else(|| err("unresolvable parent"))?;
+        let existing = self.child(dir, base);
+
+        if let (Some(id), EntryKind::Dir) = (existing, &entry.kind) {
+            if matches!(self.nodes[id as usize].kind, NodeKind::Dir(_)) {
+                let node = &mut self.nodes[id as usize];
+                node.meta = entry.meta;
+                node.upper = layer;
+                return Ok(());
+            }
+        }
+        let (kind, meta) = match (&entry.kind, linked) {
+            (_, Some(source)) => {
+                if existing == Some(source) {
+                    return Ok(()); // a link to itself changes nothing
+                }
+                let node = &self.nodes[source as usize];
+                let kind = match &node.kind {
+                    NodeKind::File { content, size } => NodeKind::File {
+                        content: *content,
+                        size: *size,
+                    },
+                    NodeKind::Symlink(t) => NodeKind::Symlink(t.clone()),
+                    NodeKind::CharDevice(a, b) => NodeKind::CharDevice(*a, *b),
+                    NodeKind::BlockDevice(a, b) => NodeKind::BlockDevice(*a, *b),
+                    NodeKind::Fifo => NodeKind::Fifo,
+                    NodeKind::Dir(_) | NodeKind::Removed => {
+                        return Err(err("hardlink to a directory"))
+                    }
+                };
+                (kind, node.meta)
+            }
+            (EntryKind::File { size }, None) => (
+                NodeKind::File {
+                    content: ContentRef {
+                        layer,
+                        ordinal: entry.ordinal,
+                    },
+                    size: *size,
+                },
+                entry.meta,
+            ),
+            (EntryKind::Dir, None) => (NodeKind::Dir(HashMap::new()), entry.meta),
+            (EntryKind::Symlink { target }, None) => (
+                NodeKind::Symlink(target.clone().into_boxed_slice()),
+                entry.meta,
+            ),
+            (EntryKind::CharDevice { major, minor }, None) => {
+                (NodeKind::CharDevice(*major, *minor), entry.meta)
+            }
+            (EntryKind::BlockDevice { major, minor }, None) => {
+                (NodeKind::BlockDevice(*major, *minor), entry.meta)
+            }
+            (EntryKind::Fifo, None) => (NodeKind::Fifo, entry.meta),
+            (EntryKind::Hardlink { .. }, None) => unreachable!("hardlinks resolve above"),
+        };
+        if let Some(id) = existing {
+            self.remove(id);
+        }
+        self.insert(dir, base, layer, meta, kind)?;
+        Ok(())
+    }
+
+    fn apply_whiteout(
+        &mut self,
+        layer: u32,
+        parent: &[&[u8]],
+        hidden: &[u8],
+        err: &dyn Fn(&str) -> IndexError,
+    ) -> Result<(), IndexError> {
+        // Whiteouts never create anything: a missing parent means nothing to hide.
+        let Some(dir) = self.resolve(parent, None, err)? else {
+            return Ok(());
+        };
+        if !matches!(self.nodes[dir as usize].kind, NodeKind::Dir(_)) {
+            return Ok(());
+        }
+        if hidden == b".wh..opq" {
+            self.clear_lower(dir, layer);
+            return Ok(());
+        }
+        if hidden.starts_with(b".wh.") {
+            return Ok(()); // other aufs metadata (.wh..wh.plnk, ...) hides nothing
+        }
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(err("whiteout of an invalid name"));
+        }
+        if let Some(id) = self.child(dir, hidden) {
+            if self.nodes[id as usize].upper == layer {
+                self.clear_lower(id, layer);
+            } else {
+                self.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the node a hardlink names, as the tree stands now.
+    fn link_source(
+        &mut self,
+        target: &[u8],
+        err: &dyn Fn(&str) -> IndexError,
+    ) -> Result<NodeId, IndexError> {
+        let comps = path::components(target);
+        let Some((&base, parent)) = comps.split_last() else {
+            return Err(err("hardlink to the root directory"));
+        };
+        let missing = || {
+            err(&format!(
+                "hardlink target {} does not exist",
+                path::display(target)
+            ))
+        };
+        let dir = self.resolve(parent, None, err)?.ok_or_else(missing)?;
+        self.child(dir, base).ok_or_else(missing)
+    }
+
+    fn child(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
+        match &self.nodes[dir as usize].kind {
+            NodeKind::Dir(children) => children.get(name).copied(),
+            _ => None,
+        }
+    }
+
+    /// Resolves directory components inside the root, following symlinks
+    /// (absolute ones from the image root, `..` floored at it). With
+    /// `create`, missing directories are created implicitly and every
+    /// directory passed through is marked as written by that layer.
+    fn resolve(
+        &mut self,
+        comps: &[&[u8]],
+        create: Option<u32>,
+        err: &dyn Fn(&str) -> IndexError,
+    ) -> Result<Option<NodeId>, IndexError> {
+        let mut todo: Vec<Vec<u8>> = comps.iter().rev().map(|c| c.to_vec()).collect();
+        let mut cur = ROOT;
+        let mut followed = 0usize;
+        if let Some(layer) = create {
+            self.nodes[ROOT as usize].upper = layer;
+        }
+        while let Some(c) = todo.pop() {
+            match c.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    cur = self.nodes[cur as usize].parent;
+                    continue;
+                }
+                _ => {}
+            }
+            let next = match self.child(cur, &c) {
+                Some(id) => id,
+                None => match create {
+                    Some(layer) => {
+                        self.insert(cur, &c, layer, IMPLICIT_DIR, NodeKind::Dir(HashMap::new()))?
+                    }
+                    None => return Ok(None),
+                },
+            };
+            match &self.nodes[next as usize].kind {
+                NodeKind::Dir(_) => {
+                    if let Some(layer) = create {
+                        self.nodes[next as usize].upper = layer;
+                    }
+                    cur = next;
+                }
+                NodeKind::Symlink(target) => {
+                    followed += 1;
+                    if followed > MAX_SYMLINKS {
+                        return Err(err("too many levels of symbolic links in the parent path"));
+                    }
+                    if target.first() == Some(&b'/') {
+                        cur = ROOT;
+                    }
+                    let target = target.clone();
+                    for part in target.split(|&b| b == b'/').rev() {
+                        todo.push(part.to_vec());
+                    }
+                }
+                _ if create.is_some() => {
+                    return Err(err(&format!(
+                        "parent {} is not a directory",
+                        path::display(&c)
+                    )))
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(cur))
+    }
+
+    fn insert(
+        &mut self,
+        dir: NodeId,
+        name: &[u8],
+        layer: u32,
+        meta: Meta,
+        kind: NodeKind,
+    ) -> Result<NodeId, IndexError> {
+        if self.live >= self.max_paths {
+            return Err(IndexError::TooManyPaths(self.max_paths));
+        }
+        let node = Node {
+            parent: dir,
+            upper: layer,
+            meta,
+            kind,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.nodes[id as usize] = node;
+                id
+            }
+            None => {
+                let id = NodeId::try_from(self.nodes.len())
+                    .map_err(|_| IndexError::TooManyPaths(self.max_paths))?;
+                self.nodes.push(node);
+                id
+            }
+        };
+        if let NodeKind::Dir(children) = &mut self.nodes[dir as usize].kind {
+            children.insert(name.into(), id);
+        }
+        self.live += 1;
+        Ok(id)
+    }
+
+    /// Removes a node and everything below it.
+    fn remove(&mut self, id: NodeId) {
+        let parent = self.nodes[id as usize].parent;
+        if let NodeKind::Dir(children) = &mut self.nodes[parent as usize].kind {
+            children.retain(|_, c| *c != id);
+        }
+        let mut stack = vec![id];
+        while let Some(n) = stack.pop() {
+            let kind = std::mem::replace(&mut self.nodes[n as usize].kind, NodeKind::Removed);
+            if let NodeKind::Dir(children) = kind {
+                stack.extend(children.values());
+            }
+            self.free.push(n);
+            self.live -= 1;
+        }
+    }
+
+    /// Removes everything below `dir` that `layer` did not write.
+    fn clear_lower(&mut self, dir: NodeId, layer: u32) {
+        let children: Vec<NodeId> = match &self.nodes[dir as usize].kind {
+            NodeKind::Dir(c) => c.values().copied().collect(),
+            _ => return,
+        };
+        for c in children {
+            if self.nodes[c as usize].upper == layer {
+                self.clear_lower(c, layer);
+            } else {
+                self.remove(c);
+            }
+        }
+    }
+
+    /// Looks a path up in the final tree, following symlinks in parents.
+    pub fn lookup(&mut self, path: &[u8]) -> Option<TreeEntry> {
+        let comps = path::components(path);
+        let err = |_: &str| IndexError::TooManyPaths(0);
+        let (&base, parent) = comps.split_last()?;
+        let dir = self.resolve(parent, None, &err).ok()??;
+        let id = self.child(dir, base)?;
+        let node = &self.nodes[id as usize];
+        Some(TreeEntry {
+            meta: node.meta,
+            kind: match &node.kind {
+                NodeKind::Dir(_) => TreeKind::Dir,
+                NodeKind::File { content, size } => TreeKind::File {
+                    content: *content,
+                    size: *size,
+                },
+                NodeKind::Symlink(t) => TreeKind::Symlink(t.to_vec()),
+                _ => TreeKind::Special,
+            },
+        })
+    }
+
+    /// Turns the tree into the archive's entries, in the archive's order.
+    /// Fails before anything is written if an entry cannot be stored.
+    pub fn plan(&self) -> Result<Plan, IndexError> {
+        let mut plan = Plan::default();
+        let mut groups: HashMap<ContentRef, usize> = HashMap::new();
+        let mut file_groups: Vec<FileGroup> = Vec::new();
+        // Depth-first, children by name bytes: parents always come first.
+        let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(ROOT, Vec::new())];
+        while let Some((id, name)) = stack.pop() {
+            let node = &self.nodes[id as usize];
+            if id != ROOT {
+                cpio::check_name(&name)?;
+            }
+            let entry = |kind| PlanEntry {
+                name: name.clone(),
+                meta: node.meta,
+                kind,
+            };
+            match &node.kind {
+                NodeKind::Dir(children) => {
+                    if id != ROOT {
+                        plan.dirs.push(entry(PlanKind::Dir));
+                    }
+                    let mut sorted: Vec<(&[u8], NodeId)> =
+                        children.iter().map(|(k, v)| (&k[..], *v)).collect();
+                    // Reverse order on the stack pops them in ascending order.
+                    sorted.sort_unstable_by(|a, b| b.0.cmp(a.0));
+                    for (child, cid) in sorted {
+                        let mut full = Vec::with_capacity(name.len() + 1 + child.len());
+                        full.extend_from_slice(&name);
+                        if !full.is_empty() {
+                            full.push(b'/');
+                        }
+                        full.extend_from_slice(child);
+                        stack.push((cid, full));
+                    }
+                }
+                NodeKind::File { content, size } => {
+                    cpio::check_size(&name, *size)?;
+                    let g = *groups.entry(*content).or_insert_with(|| {
+                        file_groups.push(FileGroup {
+                            content: *content,
+                            size: *size,
+                            meta: node.meta,
+                            names: Vec::new(),
+                        });
+                        file_groups.len() - 1
+                    });
+                    file_groups[g].names.push(name);
+                }
+                NodeKind::Symlink(target) => {
+                    if target.len() > cpio::MAX_NAME_LEN {
+                        return Err(IndexError::Entry {
+                            layer: node.upper,
+                            path: path::display(&name),
+                            message: format!(
+                                "symlink target is {} bytes, the kernel skips targets over {}",
+                                target.len(),
+                                cpio::MAX_NAME_LEN
+                            ),
+                        });
+                    }
+                    plan.others.push(entry(PlanKind::Symlink(target.to_vec())));
+                }
+                NodeKind::CharDevice(major, minor) => plan
+                    .others
+                    .push(entry(PlanKind::CharDevice(*major, *minor))),
+                NodeKind::BlockDevice(major, minor) => plan
+                    .others
+                    .push(entry(PlanKind::BlockDevice(*major, *minor))),
+                NodeKind::Fifo => plan.others.push(entry(PlanKind::Fifo)),
+                NodeKind::Removed => {}
+            }
+        }
+        // Empty files need no layer bytes: they go out with the symlinks.
+        let (empty, mut data): (Vec<FileGroup>, Vec<FileGroup>) =
+            file_groups.into_iter().partition(|g| g.size == 0);
+        data.sort_by_key(|g| g.content);
+        plan.empty_files = empty;
+        plan.files = data;
+        Ok(plan)
+    }
+}
+
+/// A path of the final tree, as [`MergeIndex::lookup`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    pub meta: Meta,
+    pub kind: TreeKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeKind {
+    Dir,
+    File { content: ContentRef, size: u64 },
+    Symlink(Vec<u8>),
+    Special,
+}
+
+/// The archive's entries in the archive's order.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Every directory, parents before children.
+    pub dirs: Vec<PlanEntry>,
+    /// Symlinks, devices and fifos: nothing to read from the layers.
+    pub others: Vec<PlanEntry>,
+    /// Regular files of size 0, one inode each group.
+    pub empty_files: Vec<FileGroup>,
+    /// Regular files with data, by where the data sits: (layer, ordinal).
+    pub files: Vec<FileGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanEntry {
+    /// Archive name: no leading slash.
+    pub name: Vec<u8>,
+    pub meta: Meta,
+    pub kind: PlanKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanKind {
+    Dir,
+    Symlink(Vec<u8>),
+    CharDevice(u32, u32),
+    BlockDevice(u32, u32),
+    Fifo,
+}
+
+/// One inode of regular file data and every path that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileGroup {
+    pub content: ContentRef,
+    pub size: u64,
+    pub meta: Meta,
+    /// Archive names, in tree order. More than one: hardlinks.
+    pub names: Vec<Vec<u8>>,
+}

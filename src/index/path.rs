@@ -1,0 +1,58 @@
+//! Path handling on bytes: names are never decoded, so non-UTF-8 names
+//! survive exactly.
+
+/// Splits a tar path into components, dropping empty ones and `.`, and
+/// resolving `..` lexically with the root as a floor, as umoci's CleanPath
+/// does: `../../etc/x` is `etc/x`, never a path above the root.
+pub fn components(path: &[u8]) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                out.pop();
+            }
+            p => out.push(p),
+        }
+    }
+    out
+}
+
+/// Joins components into an archive name: no leading slash.
+pub fn join(components: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, c) in components.iter().enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(c);
+    }
+    out
+}
+
+/// For messages only.
+pub fn display(path: &[u8]) -> String {
+    let s = String::from_utf8_lossy(path);
+    if s.starts_with('/') {
+        s.into_owned()
+    } else {
+        format!("/{s}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises() {
+        assert_eq!(components(b"./a//b/./c/"), vec![&b"a"[..], b"b", b"c"]);
+        assert_eq!(components(b"/a/../../b"), vec![&b"b"[..]]);
+        assert_eq!(
+            components(b"../../etc/passwd"),
+            vec![&b"etc"[..], b"passwd"]
+        );
+        assert!(components(b"./").is_empty());
+        assert_eq!(join(&components(b"x/\xff/y")), b"x/\xff/y".to_vec());
+    }
+}

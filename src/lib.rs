@@ -1,0 +1,76 @@
+//! Turn a container image into a bootable Linux initramfs, streamed.
+//!
+//! An image is a stack of tar layers: each adds files, and deletes files of
+//! the layers below with *whiteouts*. An initramfs is one CPIO "newc"
+//! archive that the kernel unpacks into its root filesystem. This crate
+//! converts the first into the second without ever writing the image's
+//! files to disk:
+//!
+//! 1. **source**: find the image's layer blobs and config (an OCI layout,
+//!    an `oci-archive` or a `docker-archive`), with every blob verified
+//!    against its digest.
+//! 2. **layer**: decompress each blob (gzip, zstd or plain, by magic bytes)
+//!    and read its tar headers; bodies are skipped.
+//! 3. **index**: apply the headers in layer order to an in-memory tree,
+//!    resolving whiteouts, opaque directories, hardlinks and symlinked
+//!    parents. The result is the final tree, by path, with each regular
+//!    file pointing at the tar entry that holds its bytes.
+//! 4. **cpio**: write the tree as newc records in the order the kernel
+//!    needs (directories before their contents), streaming file bodies
+//!    straight from a second read of the layers.
+//! 5. **output**: compress (gzip, zstd or none) into any async writer or
+//!    into a file that appears atomically.
+//!
+//! Memory grows with the number of paths in the image, not with its size.
+//!
+//! ```no_run
+//! use initramfs_stream::{Codec, Compression, ImageReference, InitramfsBuilder};
+//!
+//! # async fn run() -> Result<(), initramfs_stream::Error> {
+//! let image = ImageReference::parse("oci:./alpine:latest")?;
+//! let prepared = InitramfsBuilder::new(image)
+//!     .compression(Compression::new(Codec::Zstd, None).expect("valid level"))
+//!     .prepare()
+//!     .await?;
+//! let file = tokio::fs::File::create("alpine.cpio.zst").await?;
+//! let summary = prepared.write_to(file).await?;
+//! println!("{} entries", summary.entries);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod cpio;
+pub mod index;
+pub mod layer;
+pub mod output;
+pub mod source;
+
+mod builder;
+
+pub use builder::{InitramfsBuilder, PreparedImage, Summary};
+
+/// Defaults shared by the library and the command line.
+pub mod builder_defaults {
+    /// Bound on the number of paths in an image, far above any real one.
+    pub const MAX_ENTRIES: usize = super::builder::DEFAULT_MAX_ENTRIES;
+}
+pub use output::{Codec, Compression};
+pub use source::{ImageReference, Platform};
+
+/// Everything that can go wrong, by stage. Each message is one line that
+/// names the image part at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error(transparent)]
+    Layer(#[from] layer::LayerError),
+    #[error(transparent)]
+    Index(#[from] index::IndexError),
+    #[error(transparent)]
+    Cpio(#[from] cpio::CpioError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Usage(String),
+}

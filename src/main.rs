@@ -1,0 +1,146 @@
+//! The `initramfs-stream` command: parses options, runs the library, and
+//! turns every failure into one line on stderr and exit status 1.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use initramfs_stream::output::AtomicFile;
+use initramfs_stream::{Codec, Compression, ImageReference, InitramfsBuilder, Platform};
+
+/// Turn a container image into a bootable Linux initramfs (CPIO newc).
+#[derive(Debug, Parser)]
+#[command(name = "initramfs-stream", version, about, long_about = None)]
+struct Cli {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or
+    /// docker-archive:FILE[:NAME:TAG].
+    image: String,
+
+    /// Write the archive to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// gzip, zstd or none. Default: from the -o extension (.gz gzip,
+    /// .zst zstd, .cpio none, else gzip); none on stdout.
+    #[arg(short = 'c', long, value_name = "CODEC")]
+    compression: Option<Codec>,
+
+    /// Compression level (gzip 1-9, default 6; zstd 1-22, default 3).
+    #[arg(short = 'l', long, value_name = "N")]
+    level: Option<i32>,
+
+    /// Platform to select from a multi-platform image (default: the host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+
+    /// Output exactly the image's filesystem: no /init, no boot essentials.
+    #[arg(long)]
+    no_init: bool,
+
+    /// Refuse images with more paths than this.
+    #[arg(long, value_name = "N", default_value_t = initramfs_stream::builder_defaults::MAX_ENTRIES)]
+    max_entries: usize,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("initramfs-stream: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = run(&cli) => r,
+            // Dropping `run` removes a temporary output file.
+            _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("initramfs-stream: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The error chain on one line, outermost first, without repeats.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run(cli: &Cli) -> Result<()> {
+    let reference = ImageReference::parse(&cli.image)?;
+    let codec = cli.compression.unwrap_or(match &cli.output {
+        Some(path) => Codec::for_path(path),
+        None => Codec::None,
+    });
+    let compression = Compression::new(codec, cli.level).map_err(anyhow::Error::msg)?;
+    if cli.output.is_none() && std::io::stdout().is_terminal() {
+        bail!("refusing to write an archive to a terminal; use -o FILE or redirect stdout (e.g. | zstd > out.img)");
+    }
+
+    let mut builder = InitramfsBuilder::new(reference)
+        .compression(compression)
+        .max_entries(cli.max_entries);
+    if let Some(p) = &cli.platform {
+        builder = builder.platform(Platform::parse(p)?);
+    }
+    let prepared = builder.prepare().await?;
+    if !cli.quiet {
+        for w in prepared.warnings() {
+            eprintln!("initramfs-stream: warning: {w}");
+        }
+    }
+
+    match &cli.output {
+        Some(path) => {
+            let mut file = AtomicFile::create(path)
+                .await
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            prepared.write_to(file.writer()).await?;
+            file.commit()
+                .await
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            prepared.write_to(tokio::io::stdout()).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Compression of the finished archive stream, and where it goes: any async
+//! writer, or a file that appears atomically.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
+use async_compression::Level;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// How the archive is compressed. Each is one the kernel unpacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Codec {
+    /// The codec a file name implies: `.gz` gzip, `.zst`/`.zstd` zstd,
+    /// `.cpio` none, anything else gzip (the kernel's most common format).
+    pub fn for_path(path: &Path) -> Codec {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("gz") => Codec::Gzip,
+            Some("zst" | "zstd") => Codec::Zstd,
+            Some("cpio") => Codec::None,
+            _ => Codec::Gzip,
+        }
+    }
+
+    fn check_level(self, level: i32) -> Result<(), String> {
+        let (lo, hi) = match self {
+            Codec::None => return Err("-l/--level needs a compression (-c gzip or zstd)".into()),
+            Codec::Gzip => (1, 9),
+            Codec::Zstd => (1, 22),
+        };
+        if (lo..=hi).contains(&level) {
+            Ok(())
+        } else {
+            Err(format!("{self} level must be {lo}..={hi}, got {level}"))
+        }
+    }
+}
+
+impl FromStr for Codec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Codec, String> {
+        match s {
+            "none" => Ok(Codec::None),
+            "gzip" | "gz" => Ok(Codec::Gzip),
+            "zstd" | "zst" => Ok(Codec::Zstd),
+            other => Err(format!(
+                "unknown compression '{other}' (gzip, zstd or none)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::None => "none",
+            Codec::Gzip => "gzip",
+            Codec::Zstd => "zstd",
+        })
+    }
+}
+
+/// A codec with an optional level (the codec's default when unset:
+/// gzip 6, zstd 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    pub codec: Codec,
+    pub level: Option<i32>,
+}
+
+impl Compression {
+    pub fn new(codec: Codec, level: Option<i32>) -> Result<Compression, String> {
+        if let Some(l) = level {
+            codec.check_level(l)?;
+        }
+        Ok(Compression { codec, level })
+    }
+}
+
+/// Copies `input` to `output` through the encoder, finishes the encoder and
+/// flushes. Returns the number of bytes written to `output`.
+pub async fn compress<R, W>(
+    mut input: R,
+    output: W,
+    compression: Compression,
+) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut counted = CountingWriter {
+        inner: output,
+        count: 0,
+    };
+    match compression.codec {
+        Codec::None => {
+            tokio::io::copy(&mut input, &mut counted).await?;
+            counted.flush().await?;
+        }
+        Codec::Gzip => {
+            let level = Level::Precise(compression.level.unwrap_or(6));
+            let mut enc = GzipEncoder::with_quality(&mut counted, level);
+            tokio::io::copy(&mut input, &mut enc).await?;
+            enc.shutdown().await?;
+        }
+        Codec::Zstd => {
+            let level = Level::Precise(compression.level.unwrap_or(3));
+            let mut enc = ZstdEncoder::with_quality(&mut counted, level);
+            tokio::io::copy(&mut input, &mut enc).await?;
+            enc.shutdown().await?;
+        }
+    }
+    Ok(counted.count)
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = poll {
+            self.count += n as u64;
+        }
+        poll
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        // The caller owns the output; finishing the encoder must not close it.
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+}
+
+/// A file that only appears under its name once it is complete: data goes
+/// to a hidden temporary file in the same directory, renamed on
+/// [`AtomicFile::commit`]. Dropped uncommitted, the temporary file is
+/// removed and an existing file of that name is left untouched.
+pub struct AtomicFile {
+    dest: PathBuf,
+    tmp: PathBuf,
+    file: Option<tokio::fs::File>,
+}
+
+impl AtomicFile {
+    pub async fn create(dest: &Path) -> std::io::Result<AtomicFile> {
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .ok_or_else(|| std::io::Error::other(format!("{}: not a file name", dest.display())))?;
+        if dest.is_dir() {
+            return Err(std::io::Error::other(format!(
+                "{}: is a directory",
+                dest.display()
+            )));
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}-{nanos:08x}.tmp", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        Ok(AtomicFile {
+            dest: dest.to_path_buf(),
+            tmp,
+            file: Some(file),
+        })
+    }
+
+    pub fn writer(&mut self) -> &mut tokio::fs::File {
+        self.file.as_mut().expect("the file is open until commit")
+    }
+
+    /// Flushes the data to disk and moves the file into place.
+    pub async fn commit(mut self) -> std::io::Result<()> {
+        if let Some(mut file) = self.file.take() {
+            file.flush().await?;
+            file.sync_all().await?;
+        }
+        tokio::fs::rename(&self.tmp, &self.dest).await?;
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_from_extension() {
+        assert_eq!(Codec::for_path(Path::new("a.cpio.gz")), Codec::Gzip);
+        assert_eq!(Codec::for_path(Path::new("a.zst")), Codec::Zstd);
+        assert_eq!(Codec::for_path(Path::new("a.cpio")), Codec::None);
+        assert_eq!(Codec::for_path(Path::new("initrd.img")), Codec::Gzip);
+        assert!(Compression::new(Codec::Gzip, Some(10)).is_err());
+        assert!(Compression::new(Codec::None, Some(1)).is_err());
+    }
+
+    #[tokio::test]
+    async fn atomic_file_leaves_nothing_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.cpio");
+        std::fs::write(&dest, b"old").unwrap();
+        {
+            let mut f = AtomicFile::create(&dest).await.unwrap();
+            f.writer().write_all(b"partial").await.unwrap();
+        }
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        let mut f = AtomicFile::create(&dest).await.unwrap();
+        f.writer().write_all(b"new").await.unwrap();
+        f.commit().await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,128 @@
+//! Content digests (`sha256:<hex>`) and a reader that checks one as it streams.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// A `sha256:` digest. Other algorithms are refused when parsed: every
+/// image tool in use writes sha256, and an unknown one cannot be verified.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Digest {
+    hex: String,
+}
+
+impl Digest {
+    pub fn parse(s: &str) -> Result<Digest, String> {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| format!("unsupported digest '{s}' (only sha256 is supported)"))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(format!("malformed digest '{s}'"));
+        }
+        Ok(Digest {
+            hex: hex.to_string(),
+        })
+    }
+
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest {
+            hex: hex::encode(Sha256::digest(bytes)),
+        }
+    }
+
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+/// Passes bytes through and, at end of stream, fails with `InvalidData`
+/// unless they hashed to the expected digest. Nothing read from a blob is
+/// trusted before that end: callers must read to EOF.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    expected: Digest,
+    what: String,
+    done: bool,
+}
+
+impl<R> VerifyingReader<R> {
+    pub fn new(inner: R, expected: Digest, what: String) -> Self {
+        VerifyingReader {
+            inner,
+            hasher: Sha256::new(),
+            expected,
+            what,
+            done: false,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if new.is_empty() && !this.done && buf.remaining() > 0 {
+                    this.done = true;
+                    let got = hex::encode(std::mem::take(&mut this.hasher).finalize());
+                    if got != this.expected.hex {
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "{}: digest mismatch: expected {}, got sha256:{got}",
+                                this.what, this.expected
+                            ),
+                        )));
+                    }
+                } else {
+                    this.hasher.update(new);
+                }
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn verifies_at_eof() {
+        let good = Digest::of(b"hello");
+        let mut r = VerifyingReader::new(&b"hello"[..], good, "blob".into());
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).await.unwrap();
+
+        let bad = Digest::of(b"other");
+        let mut r = VerifyingReader::new(&b"hello"[..], bad, "blob".into());
+        let err = r.read_to_end(&mut Vec::new()).await.unwrap_err();
+        assert!(err.to_string().contains("digest mismatch"), "{err}");
+    }
+
+    #[test]
+    fn parse() {
+        assert!(Digest::parse("sha512:ab").is_err());
+        assert!(Digest::parse("sha256:xyz").is_err());
+        let d = Digest::of(b"");
+        assert_eq!(Digest::parse(&d.to_string()).unwrap(), d);
+    }
+}

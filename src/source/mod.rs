@@ -1,0 +1,569 @@
+//! Image sources: which layer blobs make up an image, in which order, and a
+//! verified byte stream for each.
+//!
+//! A reference names a transport and a location, as skopeo spells them:
+//! `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]`.
+//! Archives are read in place: their members are found by offset and read
+//! with seeks, never extracted.
+
+mod digest;
+pub mod spec;
+mod store;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use digest::{Digest, VerifyingReader};
+pub use spec::{ImageConfig, Platform, RunConfig};
+pub use store::BlobReader;
+
+use spec::{Descriptor, Document, Index, Manifest, MAX_DOCUMENT_SIZE};
+use store::Store;
+
+/// A failure to find or read an image; the message names the file or blob.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(String);
+
+impl SourceError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        SourceError(msg.into())
+    }
+}
+
+/// Where an image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageReference {
+    /// An OCI image layout directory and an optional tag.
+    OciLayout { dir: PathBuf, tag: Option<String> },
+    /// A tar of an OCI image layout.
+    OciArchive { file: PathBuf, tag: Option<String> },
+    /// A `docker save` archive and an optional `NAME:TAG`.
+    DockerArchive { file: PathBuf, name: Option<String> },
+}
+
+impl ImageReference {
+    pub fn parse(s: &str) -> Result<ImageReference, SourceError> {
+        let (transport, rest) = s.split_once(':').unwrap_or(("", s));
+        match transport {
+            "oci" => {
+                let (dir, tag) = split_location(rest);
+                Ok(ImageReference::OciLayout { dir, tag })
+            }
+            "oci-archive" => {
+                let (file, tag) = split_location(rest);
+                Ok(ImageReference::OciArchive { file, tag })
+            }
+            "docker-archive" => {
+                let (file, name) = split_location(rest);
+                Ok(ImageReference::DockerArchive { file, name })
+            }
+            _ => Err(SourceError::new(format!(
+                "'{s}': unknown image reference; use oci:DIR[:TAG], \
+                 oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for ImageReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (transport, path, tag) = match self {
+            ImageReference::OciLayout { dir, tag } => ("oci", dir, tag),
+            ImageReference::OciArchive { file, tag } => ("oci-archive", file, tag),
+            ImageReference::DockerArchive { file, name } => ("docker-archive", file, name),
+        };
+        write!(f, "{transport}:{}", path.display())?;
+        if let Some(tag) = tag {
+            write!(f, ":{tag}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `PATH[:REF]`: the shortest prefix that exists on disk is the path,
+/// so paths with colons still work; with none existing, a trailing `:REF`
+/// without a slash is the reference.
+fn split_location(rest: &str) -> (PathBuf, Option<String>) {
+    for (i, _) in rest.match_indices(':') {
+        let (path, reference) = (&rest[..i], &rest[i + 1..]);
+        if !path.is_empty() && Path::new(path).exists() {
+            return (PathBuf::from(path), non_empty(reference));
+        }
+    }
+    if Path::new(rest).exists() {
+        return (PathBuf::from(rest), None);
+    }
+    match rest.split_once(':') {
+        Some((path, reference)) if !reference.contains('/') => {
+            (PathBuf::from(path), non_empty(reference))
+        }
+        _ => (PathBuf::from(rest), None),
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// One filesystem layer of an image, oldest first.
+#[derive(Debug, Clone)]
+pub struct LayerBlob {
+    /// Position in the image, 0 for the base layer.
+    pub index: usize,
+    /// Name of the blob inside the store.
+    location: String,
+    /// Digest of the blob as stored (compressed), when the image gives it.
+    pub digest: Option<Digest>,
+    /// Digest of the uncompressed tar, from the config's `rootfs.diff_ids`.
+    pub diff_id: Option<Digest>,
+    pub media_type: String,
+    pub size: Option<u64>,
+}
+
+/// A resolved image: its config and its layers, from one source.
+pub struct ImageSource {
+    store: Store,
+    pub reference: ImageReference,
+    /// Digest of the selected manifest (for OCI sources).
+    pub manifest_digest: Option<Digest>,
+    pub config: ImageConfig,
+    pub layers: Vec<LayerBlob>,
+}
+
+impl ImageSource {
+    /// Opens a local image and resolves its manifest, config and layers.
+    pub async fn open(
+        reference: ImageReference,
+        platform: Option<&Platform>,
+    ) -> Result<ImageSource, SourceError> {
+        match &reference {
+            ImageReference::OciLayout { dir, tag } => {
+                let store = Store::dir(dir)?;
+                let tag = tag.clone();
+                resolve_oci(store, reference, tag.as_deref(), platform).await
+            }
+            ImageReference::OciArchive { file, tag } => {
+                let store = Store::tar(file).await?;
+                let tag = tag.clone();
+                resolve_oci(store, reference, tag.as_deref(), platform).await
+            }
+            ImageReference::DockerArchive { file, name } => {
+                let store = Store::tar(file).await?;
+                let name = name.clone();
+                resolve_docker_archive(store, reference, name.as_deref()).await
+            }
+        }
+    }
+
+    /// A stream of the layer's stored bytes. When the image gives the blob's
+    /// digest the stream fails at its end unless the bytes match.
+    pub async fn open_layer(&self, layer: &LayerBlob) -> Result<BlobReader, SourceError> {
+        let (reader, size) = self.store.open(&layer.location).await?;
+        if let Some(expected) = layer.size {
+            if expected != size {
+                return Err(SourceError::new(format!(
+                    "layer {} ({}): size is {size} bytes, the manifest says {expected}",
+                    layer.index,
+                    self.store.describe(&layer.location)
+                )));
+            }
+        }
+        Ok(match &layer.digest {
+            Some(digest) => Box::new(VerifyingReader::new(
+                reader,
+                digest.clone(),
+                format!("layer {} ({digest})", layer.index),
+            )),
+            None => reader,
+        })
+    }
+
+    /// The run configuration (Entrypoint, Cmd, Env, ...) of the image.
+    pub fn run_config(&self) -> RunConfig {
+        self.config.config.clone().unwrap_or_default()
+    }
+}
+
+/// The platform of the machine running this tool, as registries name it.
+pub fn host_platform() -> Platform {
+    let (architecture, variant) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", None),
+        "aarch64" => ("arm64", Some("v8")),
+        "x86" => ("386", None),
+        "arm" => ("arm", Some("v7")),
+        "powerpc64" => ("ppc64le", None),
+        other => (other, None),
+    };
+    Platform {
+        os: "linux".into(),
+        architecture: architecture.into(),
+        variant: variant.map(String::from),
+    }
+}
+
+impl Platform {
+    pub fn parse(s: &str) -> Result<Platform, SourceError> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
+                Ok(Platform {
+                    os: os.to_string(),
+                    architecture: arch.to_string(),
+                    variant: Some(variant.to_string()),
+                })
+            }
+            _ => Err(SourceError::new(format!(
+                "'{s}': platform must be OS/ARCH[/VARIANT], e.g. linux/arm64"
+            ))),
+        }
+    }
+
+    /// A wanted platform matches an offered one; a wanted variant must match,
+    /// an unspecified one accepts any (arm64 offers are often variant-less).
+    fn accepts(&self, offered: &Platform) -> bool {
+        self.os == offered.os
+            && self.architecture == offered.architecture
+            && match (&self.variant, &offered.variant) {
+                (Some(want), Some(got)) => want == got,
+                (Some(want), None) => self.architecture == "arm64" && want == "v8",
+                (None, _) => true,
+            }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+fn blob_path(digest: &Digest) -> String {
+    format!("blobs/sha256/{}", digest.hex())
+}
+
+async fn read_blob(store: &Store, desc: &Descriptor, what: &str) -> Result<Vec<u8>, SourceError> {
+    let digest =
+        Digest::parse(&desc.digest).map_err(|e| SourceError::new(format!("{what}: {e}")))?;
+    if desc.size > MAX_DOCUMENT_SIZE {
+        return Err(SourceError::new(format!(
+            "{what} {digest}: {} bytes is larger than the {MAX_DOCUMENT_SIZE}-byte limit",
+            desc.size
+        )));
+    }
+    let bytes = store
+        .read_document(&blob_path(&digest), MAX_DOCUMENT_SIZE)
+        .await?;
+    let got = Digest::of(&bytes);
+    if got != digest {
+        return Err(SourceError::new(format!(
+            "{what}: digest mismatch: expected {digest}, got {got}"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn ref_name(desc: &Descriptor) -> Option<&str> {
+    desc.annotations
+        .get("org.opencontainers.image.ref.name")
+        .map(String::as_str)
+}
+
+/// Nested indexes deeper than this are refused (and so are cycles).
+const MAX_INDEX_DEPTH: usize = 4;
+
+async fn resolve_oci(
+    store: Store,
+    reference: ImageReference,
+    tag: Option<&str>,
+    platform: Option<&Platform>,
+) -> Result<ImageSource, SourceError> {
+    let bytes = store
+        .read_document("index.json", MAX_DOCUMENT_SIZE)
+        .await
+        .map_err(|e| SourceError::new(format!("{reference}: not an OCI image layout: {e}")))?;
+    let index: Index = serde_json::from_slice(&bytes)
+        .map_err(|e| SourceError::new(format!("{}: invalid index.json: {e}", reference)))?;
+
+    let mut desc = select_tag(&index, tag, &reference)?;
+    let want = platform.cloned().unwrap_or_else(host_platform);
+    for depth in 0.. {
+        if depth > MAX_INDEX_DEPTH {
+            return Err(SourceError::new(format!(
+                "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
+            )));
+        }
+        let what = format!("{reference}: manifest {}", desc.digest);
+        let bytes = read_blob(&store, &desc, &what).await?;
+        match spec::parse_document(&bytes, &desc.media_type, &what).map_err(SourceError::new)? {
+            Document::Index(index) => desc = select_platform(&index, &want, &reference)?,
+            Document::Manifest(manifest) => {
+                let manifest_digest = Digest::parse(&desc.digest).ok();
+                return image_from_manifest(store, reference, manifest, manifest_digest).await;
+            }
+        }
+    }
+    unreachable!("the loop returns or fails within MAX_INDEX_DEPTH")
+}
+
+fn select_tag(
+    index: &Index,
+    tag: Option<&str>,
+    reference: &ImageReference,
+) -> Result<Descriptor, SourceError> {
+    let tags: Vec<&str> = index.manifests.iter().filter_map(ref_name).collect();
+    match tag {
+        Some(tag) => index
+            .manifests
+            .iter()
+            .find(|d| {
+                ref_name(d)
+                    .is_some_and(|n| n == tag || n.rsplit_once(':').is_some_and(|(_, t)| t == tag))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                SourceError::new(format!(
+                    "{reference}: no tag '{tag}' in the layout (it has: {})",
+                    list_or_none(&tags)
+                ))
+            }),
+        None => match index.manifests.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(SourceError::new(format!(
+                "{reference}: the layout holds no image"
+            ))),
+            _ => Err(SourceError::new(format!(
+                "{reference}: the layout holds {} images; name one with :TAG (tags: {})",
+                index.manifests.len(),
+                list_or_none(&tags)
+            ))),
+        },
+    }
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn select_platform(
+    index: &Index,
+    want: &Platform,
+    reference: &ImageReference,
+) -> Result<Descriptor, SourceError> {
+    let mut offered = Vec::new();
+    for desc in &index.manifests {
+        match &desc.platform {
+            Some(p) if want.accepts(p) => return Ok(desc.clone()),
+            Some(p) if p.os != "unknown" => offered.push(p.to_string()),
+            _ => {}
+        }
+    }
+    Err(SourceError::new(format!(
+        "{reference}: no image for platform {want} (the index offers: {})",
+        if offered.is_empty() {
+            "none".to_string()
+        } else {
+            offered.join(", ")
+        }
+    )))
+}
+
+async fn image_from_manifest(
+    store: Store,
+    reference: ImageReference,
+    manifest: Manifest,
+    manifest_digest: Option<Digest>,
+) -> Result<ImageSource, SourceError> {
+    let what = format!("{reference}: config {}", manifest.config.digest);
+    let config_bytes = read_blob(&store, &manifest.config, &what).await?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| SourceError::new(format!("{what}: invalid image config: {e}")))?;
+    let diff_ids = parse_diff_ids(&config, manifest.layers.len(), &reference)?;
+
+    let mut layers = Vec::with_capacity(manifest.layers.len());
+    for (index, desc) in manifest.layers.iter().enumerate() {
+        if !spec::LAYER_MEDIA_TYPES.contains(&desc.media_type.as_str()) {
+            return Err(SourceError::new(format!(
+                "{reference}: layer {index} has unsupported media type '{}'",
+                desc.media_type
+            )));
+        }
+        let digest = Digest::parse(&desc.digest)
+            .map_err(|e| SourceError::new(format!("{reference}: layer {index}: {e}")))?;
+        let location = blob_path(&digest);
+        if !store.exists(&location) {
+            return Err(SourceError::new(format!(
+                "{reference}: layer {index} blob {digest} is missing"
+            )));
+        }
+        layers.push(LayerBlob {
+            index,
+            location,
+            digest: Some(digest),
+            diff_id: diff_ids.get(index).cloned(),
+            media_type: desc.media_type.clone(),
+            size: Some(desc.size),
+        });
+    }
+    Ok(ImageSource {
+        store,
+        reference,
+        manifest_digest,
+        config,
+        layers,
+    })
+}
+
+fn parse_diff_ids(
+    config: &ImageConfig,
+    layers: usize,
+    reference: &ImageReference,
+) -> Result<Vec<Digest>, SourceError> {
+    if config.rootfs.diff_ids.len() != layers {
+        return Err(SourceError::new(format!(
+            "{reference}: the config lists {} diff_ids for {layers} layers",
+            config.rootfs.diff_ids.len()
+        )));
+    }
+    config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| {
+            Digest::parse(d).map_err(|e| SourceError::new(format!("{reference}: config: {e}")))
+        })
+        .collect()
+}
+
+async fn resolve_docker_archive(
+    store: Store,
+    reference: ImageReference,
+    name: Option<&str>,
+) -> Result<ImageSource, SourceError> {
+    let bytes = store
+        .read_document("manifest.json", MAX_DOCUMENT_SIZE)
+        .await
+        .map_err(|e| SourceError::new(format!("{reference}: not a docker archive: {e}")))?;
+    let entries: Vec<spec::DockerArchiveEntry> = serde_json::from_slice(&bytes)
+        .map_err(|e| SourceError::new(format!("{reference}: invalid manifest.json: {e}")))?;
+    let all_tags: Vec<&str> = entries
+        .iter()
+        .flat_map(|e| e.repo_tags.iter().flatten().map(String::as_str))
+        .collect();
+    let entry = match name {
+        Some(name) => entries
+            .iter()
+            .find(|e| {
+                e.repo_tags
+                    .iter()
+                    .flatten()
+                    .any(|t| t == name || strip_docker_io(t) == strip_docker_io(name))
+            })
+            .ok_or_else(|| {
+                SourceError::new(format!(
+                    "{reference}: no image '{name}' in the archive (it has: {})",
+                    list_or_none(&all_tags)
+                ))
+            })?,
+        None => match entries.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(SourceError::new(format!(
+                    "{reference}: the archive holds no image"
+                )))
+            }
+            _ => return Err(SourceError::new(format!(
+                "{reference}: the archive holds {} images; name one with :NAME:TAG (it has: {})",
+                entries.len(),
+                list_or_none(&all_tags)
+            ))),
+        },
+    };
+    let config_bytes = store
+        .read_document(&entry.config, MAX_DOCUMENT_SIZE)
+        .await?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+        SourceError::new(format!(
+            "{reference}: {}: invalid image config: {e}",
+            entry.config
+        ))
+    })?;
+    let diff_ids = parse_diff_ids(&config, entry.layers.len(), &reference)?;
+    let mut layers = Vec::with_capacity(entry.layers.len());
+    for (index, location) in entry.layers.iter().enumerate() {
+        if !store.exists(location) {
+            return Err(SourceError::new(format!(
+                "{reference}: layer {index} ({location}) is missing from the archive"
+            )));
+        }
+        // Newer archives name layers by blob digest; verify those as blobs.
+        let digest = location
+            .strip_prefix("blobs/sha256/")
+            .and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok());
+        layers.push(LayerBlob {
+            index,
+            location: location.clone(),
+            digest,
+            diff_id: diff_ids.get(index).cloned(),
+            media_type: String::new(),
+            size: None,
+        });
+    }
+    Ok(ImageSource {
+        store,
+        reference,
+        manifest_digest: None,
+        config,
+        layers,
+    })
+}
+
+fn strip_docker_io(name: &str) -> &str {
+    let name = name.strip_prefix("docker.io/").unwrap_or(name);
+    name.strip_prefix("library/").unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(
+            ImageReference::parse("oci:/nonexistent/img:v1").unwrap(),
+            ImageReference::OciLayout {
+                dir: "/nonexistent/img".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            ImageReference::parse("oci:./img").unwrap(),
+            ImageReference::OciLayout {
+                dir: "./img".into(),
+                tag: None
+            }
+        );
+        assert!(ImageReference::parse("foo").is_err());
+    }
+
+    #[test]
+    fn platforms() {
+        let p = Platform::parse("linux/arm64/v8").unwrap();
+        assert!(p.accepts(&Platform::parse("linux/arm64").unwrap()));
+        assert!(!p.accepts(&Platform::parse("linux/amd64").unwrap()));
+        assert!(Platform::parse("linux").is_err());
+    }
+}

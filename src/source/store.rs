@@ -1,0 +1,194 @@
+//! Where the files of a local image live: a directory, or the members of an
+//! uncompressed tar read in place (an index of member offsets, then seeks).
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use hashbrown::HashMap;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+
+use super::SourceError;
+
+pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
+
+pub enum Store {
+    Dir(PathBuf),
+    Tar {
+        file: PathBuf,
+        members: HashMap<String, Member>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Member {
+    offset: u64,
+    size: u64,
+}
+
+impl Store {
+    pub fn dir(path: &Path) -> Result<Store, SourceError> {
+        if !path.is_dir() {
+            return Err(SourceError::new(format!(
+                "{}: not a directory",
+                path.display()
+            )));
+        }
+        Ok(Store::Dir(path.to_path_buf()))
+    }
+
+    /// Indexes the members of an uncompressed tar, reading headers only.
+    pub async fn tar(path: &Path) -> Result<Store, SourceError> {
+        let io = |e: std::io::Error| SourceError::new(format!("{}: {e}", path.display()));
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let mut magic = [0u8; 6];
+        let n = file.read(&mut magic).await.map_err(io)?;
+        if n >= 2 && (magic[..2] == [0x1f, 0x8b] || magic[..4] == [0x28, 0xb5, 0x2f, 0xfd]) {
+            return Err(SourceError::new(format!(
+                "{}: archive is compressed; decompress it first (image archives are plain tar)",
+                path.display()
+            )));
+        }
+        file.seek(SeekFrom::Start(0)).await.map_err(io)?;
+        let mut archive = tokio_tar::Archive::new(tokio::io::BufReader::new(file));
+        let mut entries = archive.entries().map_err(io)?;
+        let mut members = HashMap::new();
+        let mut links = Vec::new();
+        while let Some(entry) = entries.next().await {
+            let entry = entry.map_err(io)?;
+            let name = normalize(&String::from_utf8_lossy(&entry.path_bytes().map_err(io)?));
+            let kind = entry.header().entry_type();
+            if kind.is_file() {
+                let member = Member {
+                    offset: entry.raw_file_position(),
+                    size: entry.effective_size(),
+                };
+                members.insert(name, member);
+            } else if kind.is_hard_link() || kind.is_symlink() {
+                // Some `docker save` versions link duplicate layers.
+                if let Ok(Some(target)) = entry.link_name_bytes() {
+                    let target = String::from_utf8_lossy(&target).into_owned();
+                    let target = if kind.is_symlink() {
+                        join_relative(&name, &target)
+                    } else {
+                        normalize(&target)
+                    };
+                    links.push((name, target));
+                }
+            }
+        }
+        for _ in 0..8 {
+            let mut changed = false;
+            for (name, target) in &links {
+                if !members.contains_key(name) {
+                    if let Some(m) = members.get(target).copied() {
+                        members.insert(name.clone(), m);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        Ok(Store::Tar {
+            file: path.to_path_buf(),
+            members,
+        })
+    }
+
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            Store::Dir(dir) => dir.join(name).display().to_string(),
+            Store::Tar { file, .. } => format!("{}:{name}", file.display()),
+        }
+    }
+
+    /// Opens a file of the image and returns it with its size.
+    pub async fn open(&self, name: &str) -> Result<(BlobReader, u64), SourceError> {
+        match self {
+            Store::Dir(dir) => {
+                let path = dir.join(name);
+                let io = |e: std::io::Error| SourceError::new(format!("{}: {e}", path.display()));
+                let file = tokio::fs::File::open(&path).await.map_err(io)?;
+                let size = file.metadata().await.map_err(io)?.len();
+                Ok((Box::new(tokio::io::BufReader::new(file)), size))
+            }
+            Store::Tar { file, members } => {
+                let member = members.get(&normalize(name)).ok_or_else(|| {
+                    SourceError::new(format!("{}: no member '{name}'", file.display()))
+                })?;
+                let io = |e: std::io::Error| SourceError::new(format!("{}: {e}", file.display()));
+                let mut f = tokio::fs::File::open(file).await.map_err(io)?;
+                f.seek(SeekFrom::Start(member.offset)).await.map_err(io)?;
+                let reader = tokio::io::BufReader::new(f).take(member.size);
+                Ok((Box::new(reader), member.size))
+            }
+        }
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        match self {
+            Store::Dir(dir) => dir.join(name).is_file(),
+            Store::Tar { members, .. } => members.contains_key(&normalize(name)),
+        }
+    }
+
+    /// Reads a small document (index, manifest, config), refusing large ones.
+    pub async fn read_document(&self, name: &str, limit: u64) -> Result<Vec<u8>, SourceError> {
+        let (reader, size) = self.open(name).await?;
+        if size > limit {
+            return Err(SourceError::new(format!(
+                "{}: {size} bytes is larger than the {limit}-byte limit for a document",
+                self.describe(name)
+            )));
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        reader
+            .take(limit + 1)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| SourceError::new(format!("{}: {e}", self.describe(name))))?;
+        Ok(buf)
+    }
+}
+
+/// Member names compare without `./` and repeated slashes.
+fn normalize(name: &str) -> String {
+    let mut out = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            p => out.push(p),
+        }
+    }
+    out.join("/")
+}
+
+fn join_relative(link: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        return normalize(target);
+    }
+    let parent = match normalize(link).rsplit_once('/') {
+        Some((dir, _)) => dir.to_string(),
+        None => String::new(),
+    };
+    normalize(&format!("{parent}/{target}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(normalize("./blobs//sha256/ab"), "blobs/sha256/ab");
+        assert_eq!(
+            join_relative("a/b/layer.tar", "../c/layer.tar"),
+            "a/c/layer.tar"
+        );
+    }
+}
