@@ -5,9 +5,15 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+use crate::boot::{self, BootFileKind, BootOptions, ImageEntry, ImageLookup, ImageRunConfig};
 use crate::cpio::{mode, NewcWriter, Record};
-use crate::index::{FileGroup, MergeIndex, Plan, PlanEntry, PlanKind};
-use crate::layer::{self, LayerReader, Meta, ScanLimits};
+use crate::index::{
+    ContentRef, FileGroup, MergeIndex, Plan, PlanEntry, PlanKind, TreeKind, EXTRA_LAYER,
+};
+use crate::layer::{self, EntryKind, LayerEntry, LayerReader, Meta, ScanLimits};
 use crate::output::{self, Codec, Compression};
 use crate::source::{ImageReference, ImageSource, Platform};
 use crate::Error;
@@ -23,6 +29,8 @@ pub struct InitramfsBuilder {
     compression: Compression,
     max_entries: usize,
     jobs: usize,
+    boot: Option<BootOptions>,
+    mtime: u64,
 }
 
 impl InitramfsBuilder {
@@ -38,7 +46,22 @@ impl InitramfsBuilder {
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            boot: Some(BootOptions::default()),
+            mtime: 0,
         }
+    }
+
+    /// What the boot stage adds (/init, boot essentials, injected files).
+    /// `None` writes exactly the image's filesystem.
+    pub fn boot(mut self, boot: Option<BootOptions>) -> Self {
+        self.boot = boot;
+        self
+    }
+
+    /// The mtime of generated and injected entries (e.g. SOURCE_DATE_EPOCH).
+    pub fn generated_mtime(mut self, mtime: u64) -> Self {
+        self.mtime = mtime;
+        self
     }
 
     /// The platform to pick from a multi-platform index (default: the host's).
@@ -72,9 +95,12 @@ impl InitramfsBuilder {
             Arc::new(ImageSource::open(self.reference.clone(), self.platform.as_ref()).await?);
         let limits = ScanLimits {
             max_entries: self.max_entries,
+            capture: boot::FILES_READ,
+            capture_limit: boot::MAX_READ as u64,
         };
         let mut index = MergeIndex::new(self.max_entries);
         let mut xattrs = std::collections::BTreeSet::new();
+        let mut captured = HashMap::new();
         let mut scans = Box::pin(
             futures::stream::iter(source.layers.clone())
                 .map(|blob| {
@@ -101,11 +127,61 @@ impl InitramfsBuilder {
             let headers = scan.map_err(|e| Error::Io(std::io::Error::other(e)))??;
             index.apply_layer(layer_no, &headers.entries)?;
             xattrs.extend(headers.xattrs);
+            for (ordinal, body) in headers.captured {
+                let at = ContentRef {
+                    layer: layer_no,
+                    ordinal,
+                };
+                captured.insert(at, body);
+            }
             layer_no += 1;
         }
         drop(scans);
-        let plan = index.plan()?;
+
         let mut warnings = Vec::new();
+        let mut extras = Vec::new();
+        if let Some(options) = &self.boot {
+            let lookup = TreeLookup {
+                index: &index,
+                captured: &captured,
+            };
+            let config = run_config(&source);
+            let plan = boot::plan(options, &config, &lookup)?;
+            warnings.extend(plan.notes);
+            let meta = |mode| Meta {
+                mode,
+                uid: 0,
+                gid: 0,
+                mtime: self.mtime,
+            };
+            for file in plan.files {
+                let ordinal = extras.len() as u32;
+                let (kind, mode) = match file.kind {
+                    BootFileKind::Dir { mode } => (EntryKind::Dir, mode),
+                    BootFileKind::Regular { content, mode } => {
+                        let size = content.len() as u64;
+                        extras.push(Extra::Bytes(content));
+                        (EntryKind::File { size }, mode)
+                    }
+                    BootFileKind::HostFile { path, mode, size } => {
+                        extras.push(Extra::Host { path, size });
+                        (EntryKind::File { size }, mode)
+                    }
+                    BootFileKind::Symlink { target } => (EntryKind::Symlink { target }, 0o777),
+                    BootFileKind::CharDev { major, minor, mode } => {
+                        (EntryKind::CharDevice { major, minor }, mode)
+                    }
+                };
+                let entry = LayerEntry {
+                    path: file.path,
+                    kind,
+                    meta: meta(mode),
+                    ordinal,
+                };
+                index.apply(EXTRA_LAYER, &entry)?;
+            }
+        }
+        let plan = index.plan()?;
         if !xattrs.is_empty() {
             warnings.push(format!(
                 "newc archives cannot store extended attributes; dropped: {}",
@@ -115,6 +191,7 @@ impl InitramfsBuilder {
         Ok(PreparedImage {
             source,
             plan,
+            extras,
             compression: self.compression,
             warnings,
         })
@@ -125,6 +202,7 @@ impl InitramfsBuilder {
 pub struct PreparedImage {
     source: Arc<ImageSource>,
     plan: Plan,
+    extras: Vec<Extra>,
     compression: Compression,
     warnings: Vec<String>,
 }
@@ -176,7 +254,7 @@ impl PreparedImage {
     pub async fn write_to<W: AsyncWrite + Unpin + Send>(self, output: W) -> Result<Summary, Error> {
         let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BUFFER);
         let compression = self.compression;
-        let encoder = tokio::spawn(encode(self.source, self.plan, pipe_in));
+        let encoder = tokio::spawn(encode(self.source, self.plan, self.extras, pipe_in));
         let compressed = output::compress(pipe_out, output, compression).await;
         let encoded = encoder
             .await
@@ -195,6 +273,7 @@ impl PreparedImage {
 async fn encode<W: AsyncWrite + Unpin>(
     source: Arc<ImageSource>,
     plan: Plan,
+    extras: Vec<Extra>,
     pipe: W,
 ) -> Result<(u64, u64), Error> {
     let mut w = NewcWriter::new(BufWriter::with_capacity(256 * 1024, pipe));
@@ -222,6 +301,13 @@ async fn encode<W: AsyncWrite + Unpin>(
     let mut files = plan.files.iter().peekable();
     while let Some(first) = files.peek() {
         let layer_no = first.content.layer;
+        if layer_no == EXTRA_LAYER {
+            for group in files.by_ref() {
+                let ino = next_ino();
+                entries += write_extra(&mut w, group, ino, &extras).await?;
+            }
+            break;
+        }
         let blob = source
             .layers
             .get(layer_no as usize)
@@ -259,6 +345,92 @@ async fn encode<W: AsyncWrite + Unpin>(
     pipe.shutdown().await?;
     // The trailer's bytes count too.
     Ok((entries, archive_bytes + trailer_len()))
+}
+
+/// Writes a generated or injected file (and its other names, if any).
+async fn write_extra<W: AsyncWrite + Unpin>(
+    w: &mut NewcWriter<W>,
+    group: &FileGroup,
+    ino: u32,
+    extras: &[Extra],
+) -> Result<u64, Error> {
+    let extra = extras
+        .get(group.content.ordinal as usize)
+        .ok_or_else(|| Error::Usage("generated file out of range".into()))?;
+    let (last, rest) = group
+        .names
+        .split_last()
+        .ok_or_else(|| Error::Usage("empty file group".into()))?;
+    for name in rest {
+        w.write_record(&file_record(name, group, ino, 0), &[])
+            .await?;
+    }
+    let size = crate::cpio::check_size(last, group.size)?;
+    let record = file_record(last, group, ino, size);
+    match extra {
+        Extra::Bytes(bytes) => w.write_record(&record, bytes).await?,
+        Extra::Host { path, size } => {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            let now = file.metadata().await?.len();
+            if now != *size {
+                return Err(Error::Usage(format!(
+                    "{}: changed size while the archive was written ({size} -> {now} bytes)",
+                    path.display()
+                )));
+            }
+            w.write_record_from(&record, &mut tokio::io::BufReader::new(file))
+                .await?;
+        }
+    }
+    Ok(group.names.len() as u64)
+}
+
+/// Content of a file the boot stage adds.
+enum Extra {
+    Bytes(Bytes),
+    Host { path: std::path::PathBuf, size: u64 },
+}
+
+/// The boot stage's view of the merged image.
+struct TreeLookup<'a> {
+    index: &'a MergeIndex,
+    captured: &'a HashMap<ContentRef, Vec<u8>>,
+}
+
+impl ImageLookup for TreeLookup<'_> {
+    fn entry(&self, path: &[u8]) -> Option<ImageEntry> {
+        let e = self.index.lookup(path)?;
+        Some(match e.kind {
+            TreeKind::Dir => ImageEntry::Dir { mode: e.meta.mode },
+            TreeKind::File { size, .. } => ImageEntry::File {
+                mode: e.meta.mode,
+                size,
+            },
+            TreeKind::Symlink(target) => ImageEntry::Symlink { target },
+            TreeKind::CharDevice(major, minor) => ImageEntry::CharDev { major, minor },
+            TreeKind::Special => ImageEntry::Other,
+        })
+    }
+
+    fn read(&self, path: &[u8]) -> Option<Vec<u8>> {
+        match self.index.lookup(path)?.kind {
+            TreeKind::File { content, .. } => self.captured.get(&content).cloned(),
+            _ => None,
+        }
+    }
+}
+
+fn run_config(source: &ImageSource) -> ImageRunConfig {
+    let c = source.run_config();
+    ImageRunConfig {
+        entrypoint: c.entrypoint,
+        cmd: c.cmd,
+        env: c.env,
+        working_dir: c.working_dir,
+        user: c.user,
+    }
 }
 
 fn trailer_len() -> u64 {

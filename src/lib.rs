@@ -45,6 +45,9 @@ pub mod layer;
 pub mod output;
 pub mod source;
 
+pub mod boot;
+pub mod path;
+
 mod builder;
 
 pub use builder::{InitramfsBuilder, PreparedImage, Summary};
@@ -69,6 +72,8 @@ pub enum Error {
     Index(#[from] index::IndexError),
     #[error(transparent)]
     Cpio(#[from] cpio::CpioError),
+    #[error(transparent)]
+    Boot(#[from] boot::BootError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]

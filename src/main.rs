@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
+use initramfs_stream::boot::{BootOptions, InitChoice};
 use initramfs_stream::output::AtomicFile;
 use initramfs_stream::{Codec, Compression, ImageReference, InitramfsBuilder, Platform};
 
@@ -36,7 +37,17 @@ struct Cli {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
 
-    /// Output exactly the image's filesystem: no /init, no boot essentials.
+    /// Install this host file as /init (mode 0755), replacing the image's.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_init")]
+    init: Option<PathBuf>,
+
+    /// Add a host file or directory at DST (absolute) in the archive;
+    /// repeatable, later ones win. Files get mode 0755.
+    #[arg(long, value_name = "SRC:DST")]
+    inject: Vec<String>,
+
+    /// Output exactly the image's filesystem: no /init, no boot essentials
+    /// (with --inject: only the injected files are added).
     #[arg(long)]
     no_init: bool,
 
@@ -104,6 +115,17 @@ async fn interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// SOURCE_DATE_EPOCH, as reproducible-builds.org defines it, else 0.
+fn source_date_epoch() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        _ => Ok(0),
+    }
+}
+
 async fn run(cli: &Cli) -> Result<()> {
     let reference = ImageReference::parse(&cli.image)?;
     let codec = cli.compression.unwrap_or(match &cli.output {
@@ -115,9 +137,26 @@ async fn run(cli: &Cli) -> Result<()> {
         bail!("refusing to write an archive to a terminal; use -o FILE or redirect stdout (e.g. | zstd > out.img)");
     }
 
+    let boot = match (&cli.init, cli.no_init) {
+        (_, true) if cli.inject.is_empty() => None,
+        (_, true) => Some(BootOptions {
+            init: InitChoice::Keep,
+            injects: cli.inject.clone(),
+        }),
+        (Some(file), false) => Some(BootOptions {
+            init: InitChoice::File(file.clone()),
+            injects: cli.inject.clone(),
+        }),
+        (None, false) => Some(BootOptions {
+            init: InitChoice::Auto,
+            injects: cli.inject.clone(),
+        }),
+    };
     let mut builder = InitramfsBuilder::new(reference)
         .compression(compression)
-        .max_entries(cli.max_entries);
+        .max_entries(cli.max_entries)
+        .boot(boot)
+        .generated_mtime(source_date_epoch()?);
     if let Some(p) = &cli.platform {
         builder = builder.platform(Platform::parse(p)?);
     }

@@ -26,12 +26,11 @@
 //! inodes and ordered by where their bytes sit in the layers, so the content
 //! pass streams each layer once, front to back.
 
-pub mod path;
-
 use hashbrown::HashMap;
 
 use crate::cpio::{self, CpioError};
 use crate::layer::{EntryKind, LayerEntry, Meta};
+use crate::path;
 
 /// The layer number used for content that does not come from a layer
 /// (generated /init, injected files). It sorts after every real layer.
@@ -417,13 +416,13 @@ impl MergeIndex {
         }
     }
 
-    /// Looks a path up in the final tree, following symlinks in parents.
-    pub fn lookup(&mut self, path: &[u8]) -> Option<TreeEntry> {
-        let comps = path::components(path);
-        let err = |_: &str| IndexError::TooManyPaths(0);
-        let (&base, parent) = comps.split_last()?;
-        let dir = self.resolve(parent, None, &err).ok()??;
-        let id = self.child(dir, base)?;
+    /// Looks a path up in the final tree, taking every component literally
+    /// (symlinks are not followed).
+    pub fn lookup(&self, path: &[u8]) -> Option<TreeEntry> {
+        let mut id = ROOT;
+        for c in path::components(path) {
+            id = self.child(id, c)?;
+        }
         let node = &self.nodes[id as usize];
         Some(TreeEntry {
             meta: node.meta,
@@ -434,6 +433,7 @@ impl MergeIndex {
                     size: *size,
                 },
                 NodeKind::Symlink(t) => TreeKind::Symlink(t.to_vec()),
+                NodeKind::CharDevice(major, minor) => TreeKind::CharDevice(*major, *minor),
                 _ => TreeKind::Special,
             },
         })
@@ -533,8 +533,13 @@ pub struct TreeEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TreeKind {
     Dir,
-    File { content: ContentRef, size: u64 },
+    File {
+        content: ContentRef,
+        size: u64,
+    },
     Symlink(Vec<u8>),
+    CharDevice(u32, u32),
+    /// Block devices and fifos.
     Special,
 }
 

@@ -69,8 +69,8 @@ pub struct LayerHeaders {
     /// Extended attribute names seen (newc cannot carry them).
     pub xattrs: BTreeSet<String>,
     pub compression: Option<Compression>,
-    /// Bytes of uncompressed tar read.
-    pub tar_bytes: u64,
+    /// Bodies of the regular files named in [`ScanLimits::capture`], by ordinal.
+    pub captured: Vec<(u32, Vec<u8>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,10 +88,15 @@ fn malformed(layer: usize, message: impl std::fmt::Display) -> LayerError {
     }
 }
 
-/// Bounds on what one layer may contain.
+/// Bounds on what one layer may contain, and which small files to keep.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanLimits {
     pub max_entries: usize,
+    /// Absolute paths whose bodies (up to `capture_limit` bytes) are kept in
+    /// [`LayerHeaders::captured`]; the boot stage reads /etc/passwd this way
+    /// without a third pass over the layers.
+    pub capture: &'static [&'static [u8]],
+    pub capture_limit: u64,
 }
 
 /// A layer's decompressed tar stream, checked against the layer's diff_id
@@ -145,6 +150,14 @@ pub async fn scan_layer(
                 });
             }
             if let Some(e) = read_header(&mut entry, ordinal, layer, &mut headers.xattrs).await? {
+                if let EntryKind::File { size } = e.kind {
+                    if size <= limits.capture_limit && is_captured(&e.path, limits.capture) {
+                        let body = read_body(&mut entry, limits.capture_limit)
+                            .await
+                            .map_err(|err| malformed(layer, err))?;
+                        headers.captured.push((ordinal, body));
+                    }
+                }
                 headers.entries.push(e);
             }
             ordinal = ordinal
@@ -331,9 +344,16 @@ impl LayerReader {
     }
 }
 
-/// Reads a whole small body into memory (used for files the boot stage
-/// inspects, such as /etc/passwd).
-pub async fn read_body(entry: &mut TarEntry, limit: u64) -> std::io::Result<Vec<u8>> {
+fn is_captured(path: &[u8], wanted: &[&[u8]]) -> bool {
+    let comps = crate::path::components(path);
+    wanted.iter().any(|w| {
+        let mut want = w.split(|&b| b == b'/').filter(|c| !c.is_empty());
+        comps.iter().all(|c| want.next() == Some(c)) && want.next().is_none()
+    })
+}
+
+/// Reads a whole small body into memory.
+async fn read_body(entry: &mut TarEntry, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     entry.take(limit).read_to_end(&mut out).await?;
     Ok(out)

@@ -485,11 +485,13 @@ async fn resolve_docker_archive(
                     "{reference}: the archive holds no image"
                 )))
             }
-            _ => return Err(SourceError::new(format!(
+            _ => {
+                return Err(SourceError::new(format!(
                 "{reference}: the archive holds {} images; name one with :NAME:TAG (it has: {})",
                 entries.len(),
                 list_or_none(&all_tags)
-            ))),
+            )))
+            }
         },
     };
     let config_bytes = store

@@ -1,4 +1,4 @@
-//! Path handling on bytes: names are never decoded, so non-UTF-8 names
+//! Paths as bytes, shared by the layer reader and the index: names are never decoded, so non-UTF-8 names
 //! survive exactly.
 
 /// Splits a tar path into components, dropping empty ones and `.`, and
