@@ -1,0 +1,177 @@
+//! Image references: tags, archives, platforms, and the errors for bad ones.
+
+mod common;
+
+use std::fs;
+
+use common::fixtures::{self, handwritten, Image};
+use common::newc;
+use common::tree::Tree;
+use common::{convert, tool};
+
+fn tree(image_ref: &str) -> Tree {
+    Tree::from_newc(&newc::parse_ok(&convert(image_ref)))
+}
+
+/// Exit status 1, nothing on stdout, one line on stderr.
+#[track_caller]
+fn assert_fails(args: &[&str]) -> String {
+    let out = tool(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?} should fail; stderr: {stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?} failed but wrote {} bytes to stdout",
+        out.stdout.len()
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: expected one error line, got {stderr:?}"
+    );
+    stderr
+}
+
+fn twotags() -> Image {
+    static I: std::sync::OnceLock<Image> = std::sync::OnceLock::new();
+    I.get_or_init(|| handwritten("twotags")).clone()
+}
+
+#[test]
+fn oci_tag_selects_the_manifest() {
+    let img = twotags();
+    let dir = img.layout.display().to_string();
+    assert_eq!(
+        tree(&format!("oci:{dir}:one")).content("etc/which"),
+        b"one\n"
+    );
+    assert_eq!(
+        tree(&format!("oci:{dir}:two")).content("etc/which"),
+        b"two\n"
+    );
+}
+
+#[test]
+fn oci_without_tag_needs_a_single_manifest() {
+    let single = fixtures::handwritten_fixture("opaque");
+    let with_tag = convert(&single.image.oci_ref());
+    let without = convert(&format!("oci:{}", single.image.layout.display()));
+    common::assert_bytes_eq(&with_tag, &without, "oci:DIR vs oci:DIR:TAG");
+
+    let img = twotags();
+    assert_fails(&[
+        &format!("oci:{}", img.layout.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+}
+
+#[test]
+fn unknown_tag_and_missing_layout_fail() {
+    let img = twotags();
+    assert_fails(&[
+        &format!("oci:{}:three", img.layout.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    assert_fails(&[
+        &format!("oci:{}", missing.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+    assert_fails(&[
+        &format!("oci-archive:{}", missing.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+    assert_fails(&[
+        &format!("docker-archive:{}", missing.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+    assert_fails(&["no-such-transport:x", "-c", "none", "--no-init"]);
+}
+
+#[test]
+fn missing_blob_fails() {
+    let f = fixtures::handwritten_fixture("whiteouts");
+    let tmp = tempfile::tempdir().unwrap();
+    let img = fixtures::copy_layout(&f.image, &tmp.path().join("layout"));
+    let layers = img.manifest()["layers"].as_array().unwrap().clone();
+    fs::remove_file(img.blob_path(layers[1]["digest"].as_str().unwrap())).unwrap();
+    assert_fails(&[&img.oci_ref(), "-c", "none", "--no-init"]);
+}
+
+#[test]
+fn oci_archive_with_and_without_tag() {
+    let f = fixtures::busybox();
+    let file = fixtures::to_oci_archive(&f.image);
+    let expected = convert(&f.image.oci_ref());
+    let with = convert(&format!("oci-archive:{}:{}", file.display(), f.image.tag));
+    common::assert_bytes_eq(&expected, &with, "oci-archive:FILE:TAG");
+    let without = convert(&format!("oci-archive:{}", file.display()));
+    common::assert_bytes_eq(&expected, &without, "oci-archive:FILE");
+    assert_fails(&[
+        &format!("oci-archive:{}:nope", file.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+}
+
+#[test]
+fn docker_archive_with_and_without_name() {
+    let f = fixtures::handwritten_fixture("hardlinks");
+    let file = fixtures::to_docker_archive(&f.image, "localhost/app:v1");
+    let expected = convert(&f.image.oci_ref());
+    let named = convert(&format!(
+        "docker-archive:{}:localhost/app:v1",
+        file.display()
+    ));
+    common::assert_bytes_eq(&expected, &named, "docker-archive:FILE:NAME:TAG");
+    let single = convert(&format!("docker-archive:{}", file.display()));
+    common::assert_bytes_eq(&expected, &single, "docker-archive:FILE");
+    assert_fails(&[
+        &format!("docker-archive:{}:localhost/app:v2", file.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+}
+
+#[test]
+fn platform_selects_from_an_index() {
+    let img = handwritten("platforms");
+    let r = img.oci_ref();
+    let arch = |extra: &[&str]| {
+        let mut args = vec![r.as_str(), "-c", "none", "--no-init"];
+        args.extend_from_slice(extra);
+        let (out, _) = common::tool_ok(&args);
+        Tree::from_newc(&newc::parse_ok(&out))
+            .content("etc/arch")
+            .to_vec()
+    };
+    assert_eq!(arch(&["--platform", "linux/arm64"]), b"arm64\n");
+    assert_eq!(arch(&["--platform", "linux/amd64"]), b"amd64\n");
+    assert_eq!(arch(&["--platform", "linux/arm/v7"]), b"arm/v7\n");
+    // The default is the host's platform.
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64\n",
+        "aarch64" => "arm64\n",
+        other => panic!("no fixture manifest for host arch {other}"),
+    };
+    assert_eq!(arch(&[]), host.as_bytes());
+    assert_fails(&[&r, "-c", "none", "--no-init", "--platform", "linux/s390x"]);
+}
