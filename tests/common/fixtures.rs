@@ -362,11 +362,10 @@ pub fn edits() -> &'static Fixture {
 
 /// A layout written by tests/fixtures/handwritten.py (tag "t").
 pub fn handwritten(case: &'static str) -> Image {
-    require("python3");
     let dir = fixture_dir().join(format!("hw-{case}"));
     let _ = fs::remove_dir_all(&dir);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/handwritten.py");
-    run(Command::new("python3").arg(script).arg(case).arg(&dir));
+    run(super::python().arg(script).arg(case).arg(&dir));
     Image {
         layout: dir,
         tag: "t".into(),

@@ -178,3 +178,15 @@ pub fn assert_bytes_eq(left: &[u8], right: &[u8], what: &str) {
         );
     }
 }
+
+/// Debian's python3 when present: a version-manager shim earlier in PATH
+/// costs ~0.4 s per start, and the fixture scripts need only the stdlib.
+pub fn python() -> Command {
+    let debian = Path::new("/usr/bin/python3");
+    if debian.exists() {
+        Command::new(debian)
+    } else {
+        require("python3");
+        Command::new("python3")
+    }
+}
