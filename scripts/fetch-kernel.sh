@@ -2,7 +2,8 @@
 # Fetch the Debian cloud kernel image used by the boot tests, without installing
 # any kernel package (that would pull in initramfs-tools and bootloader hooks).
 # Idempotent: does nothing when target/test-kernel/vmlinuz already exists.
-# Also makes sure qemu-system-x86_64 is available. Prints the kernel path.
+# Also installs what the boot tests run when it is missing (qemu, and
+# busybox-static, umoci and cpio to build test images). Prints the kernel path.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,11 +25,22 @@ apt_update_once() {
     fi
 }
 
-if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+missing=
+need() { # FILE PACKAGE
+    [ -x "$1" ] || command -v "$1" >/dev/null 2>&1 || missing="$missing $2"
+}
+need qemu-system-x86_64 qemu-system-x86
+# The dynamic busybox package would not run inside an empty image.
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' ||
+    missing="$missing busybox-static"
+need umoci umoci
+need cpio cpio
+if [ -n "$missing" ]; then
     apt_update_once
-    log "installing qemu-system-x86"
+    log "installing$missing"
+    # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-        qemu-system-x86 >&2
+        $missing >&2 || log "could not install:$missing"
 fi
 
 if [ -s "$dest" ]; then

@@ -157,7 +157,9 @@ pub enum InitChoice {
     Generated,
     /// `--init FILE`: this host file becomes `/init`.
     File(PathBuf),
-    /// `--no-init`: add no `/init`; the image (or an injected file) has one.
+    /// `--no-init`: the image's filesystem as it is, plus only the injected
+    /// files: no `/init`, no essentials (a note says so when nothing
+    /// provides `/init`).
     Keep,
 }
 
@@ -215,8 +217,6 @@ pub enum BootError {
     NotADirectory { path: String, parent: String },
     #[error("too many levels of symbolic links in the image resolving {0}")]
     SymlinkLoop(String),
-    #[error("--no-init: the image has no /init and no --inject provides one")]
-    NoImageInit,
 }
 
 fn show(path: &[u8]) -> String {
@@ -288,7 +288,10 @@ pub fn plan(
     lookup: &dyn ImageLookup,
 ) -> Result<BootPlan, BootError> {
     let mut notes = Vec::new();
-    let mut wanted: Vec<BootFile> = essentials(lookup);
+    let mut wanted: Vec<BootFile> = match options.init {
+        InitChoice::Keep => Vec::new(),
+        _ => essentials(lookup),
+    };
 
     let mut injected = Vec::new();
     for spec in &options.injects {
@@ -303,7 +306,9 @@ pub fn plan(
     match &options.init {
         InitChoice::Keep => {
             if !image_init && !injects_init {
-                return Err(BootError::NoImageInit);
+                notes.push(
+                    "the archive has no /init: the kernel cannot boot it on its own".to_string(),
+                );
             }
         }
         InitChoice::File(host) => {
@@ -505,17 +510,30 @@ mod tests {
     }
 
     #[test]
-    fn no_init_requires_one() {
-        let img = MapImage::new();
+    fn keep_adds_only_injected_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = dir.path().join("agent");
+        std::fs::write(&agent, "#!/bin/sh\n").unwrap();
+        let mut img = MapImage::new();
+        img.busybox(&["sh"]);
         let opts = BootOptions {
             init: InitChoice::Keep,
-            ..Default::default()
+            injects: vec![format!("{}:/opt/agent", agent.display())],
         };
-        let err = plan(&opts, &ImageRunConfig::default(), &img).unwrap_err();
+        let p = plan(&opts, &ImageRunConfig::default(), &img).unwrap();
+        assert_eq!(paths(&p.files), ["/opt", "/opt/agent"]);
         assert_eq!(
-            err.to_string(),
-            "--no-init: the image has no /init and no --inject provides one"
+            p.notes,
+            ["the archive has no /init: the kernel cannot boot it on its own"]
         );
+        // An injected /init satisfies it.
+        let opts = BootOptions {
+            init: InitChoice::Keep,
+            injects: vec![format!("{}:/init", agent.display())],
+        };
+        let p = plan(&opts, &ImageRunConfig::default(), &img).unwrap();
+        assert_eq!(paths(&p.files), ["/init"]);
+        assert!(p.notes.is_empty());
     }
 
     #[test]
