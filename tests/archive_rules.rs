@@ -91,6 +91,30 @@ fn entries_below_a_symlinked_directory() {
     matches_umoci_or_rejected("symlinkparent");
 }
 
+/// A root-level "TRAILER!!!" entry would end the archive for the kernel and
+/// every cpio reader: what follows would be lost. Storing it as
+/// "./TRAILER!!!", dropping it with a warning, or rejecting the image are fine.
+#[test]
+fn a_file_named_trailer_does_not_end_the_archive() {
+    let f = handwritten_fixture("trailer");
+    match convert_or_reject(&f.image.oci_ref()) {
+        Outcome::Rejected => {}
+        Outcome::Converted { tree, stderr } => {
+            assert_eq!(tree.content("zz/after"), b"after");
+            assert_eq!(tree.content("sub/TRAILER!!!"), b"nested");
+            let mut expected = f.reference.clone();
+            if !tree.has("TRAILER!!!") {
+                assert!(
+                    !stderr.trim().is_empty(),
+                    "TRAILER!!! dropped without a warning"
+                );
+                expected.0.remove(b"TRAILER!!!".as_slice());
+            }
+            assert_same(&expected, &tree, "trailer");
+        }
+    }
+}
+
 /// Every fixture's archive follows the kernel's rules, reported on its own so
 /// a rule break is not hidden behind a tree difference.
 #[test]

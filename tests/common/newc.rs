@@ -161,6 +161,14 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Entry>, String> {
         }
         if name == TRAILER {
             // The kernel accepts zero padding after the trailer, nothing else.
+            let rest = &buf[data_end + pad4(filesize).min(buf.len() - data_end)..];
+            if rest.starts_with(b"070701") {
+                return Err(format!(
+                    "an entry named TRAILER!!! at offset {pos} (mode {:o}, {filesize} data bytes) \
+                     is followed by more entries: the kernel and cpio stop at the first one",
+                    f[1]
+                ));
+            }
             if buf[data_end..].iter().any(|&b| b != 0) {
                 return Err(format!(
                     "non-zero bytes after TRAILER!!! (at {data_end}, {} bytes)",
@@ -218,7 +226,8 @@ pub fn check_rules(entries: &[Entry]) -> Result<(), String> {
             .name
             .split(|&b| b == b'/')
             .any(|c| c.is_empty() || c == b"." || c == b"..");
-        if bad_component && !e.name.is_empty() && e.name != b"." {
+        // "./TRAILER!!!" is how a root-level file of that name can be stored.
+        if bad_component && !e.name.is_empty() && e.name != b"." && e.name != b"./TRAILER!!!" {
             errors.push(format!(
                 "{n}: not a normalised path (empty, '.' or '..' component)"
             ));

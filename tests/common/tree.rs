@@ -92,8 +92,12 @@ impl Tree {
             } else {
                 Vec::new()
             };
+            let name = match e.name.strip_prefix(b"./") {
+                Some(rest) if rest == b"TRAILER!!!" => rest.to_vec(),
+                _ => e.name.clone(),
+            };
             map.insert(
-                e.name.clone(),
+                name,
                 Node {
                     kind,
                     perm: e.mode & 0o7777,
