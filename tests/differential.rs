@@ -110,6 +110,8 @@ fn non_utf8_names() {
     assert_eq!(t.node(b"lnk\x80").target, b"caf\xe9/men\xfc");
     assert!(!t.has(b"del\xe9"));
     assert_eq!(t.content(b"caf\xe9/\xc3("), b"invalid utf8 seq");
+    assert_eq!(t.content("new\nline"), b"newline");
+    assert_eq!(t.content(" sp ace "), b"spaces");
 }
 
 #[test]
@@ -156,6 +158,20 @@ fn hardlinks_across_layers() {
             g(&["h/local2", "h/local3"])
         ]
     );
+}
+
+#[test]
+fn hardlinks_to_symlinks_fifos_and_devices() {
+    let t = hw("oddlinks");
+    for p in ["o/sl_link", "o/sl_link2"] {
+        assert_eq!(
+            (t.node(p).kind, t.node(p).target.as_slice()),
+            (Kind::Symlink, &b"target"[..])
+        );
+    }
+    assert_eq!(t.node("o/ff_link").kind, Kind::Fifo);
+    assert_eq!(t.node("o/null_link").rdev, (1, 3));
+    assert_eq!(t.node("o/plain_link").links.len(), 2);
 }
 
 #[test]

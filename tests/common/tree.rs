@@ -285,7 +285,9 @@ fn walk(
         } else {
             Kind::Socket
         };
-        if kind != Kind::Dir && md.nlink() > 1 {
+        // Only regular files: the kernel links nothing else, so other
+        // hardlinked nodes must come out as separate nodes.
+        if kind == Kind::File && md.nlink() > 1 {
             inodes
                 .entry((md.dev(), md.ino()))
                 .or_default()
