@@ -49,7 +49,7 @@ if ((${#missing[@]})); then
 fi
 
 if [[ -x scripts/fetch-kernel.sh ]]; then
-    scripts/fetch-kernel.sh
+    scripts/fetch-kernel.sh >&2
 fi
 
 locked=(--locked)
