@@ -20,7 +20,7 @@ declare -A needs=(
     [xz]=xz-utils
     [lz4]=lz4
     [python3]=python3
-    [script]=util-linux
+    [script]=bsdutils
     [mknod]=coreutils
     [gzip]=gzip
 )
@@ -57,8 +57,8 @@ locked=(--locked)
 # Arguments replace --all-targets, e.g. `scripts/test.sh --test differential`.
 status=0
 if (($#)); then
-    cargo test "${locked[@]}" "$@" || status=$?
+    cargo test --no-fail-fast "${locked[@]}" "$@" || status=$?
 else
-    cargo test --all-targets "${locked[@]}" || status=$?
+    cargo test --all-targets --no-fail-fast "${locked[@]}" || status=$?
 fi
 exit "$status"
