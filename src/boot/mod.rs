@@ -211,6 +211,8 @@ pub enum BootError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("--init {0}: not a regular file")]
+    InitNotAFile(PathBuf),
     #[error("--inject {0}: not a regular file, directory or symlink")]
     UnsupportedFileType(PathBuf),
     #[error("cannot place {path}: {parent} is not a directory in the image")]
@@ -317,6 +319,9 @@ pub fn plan(
                 path: host.clone(),
                 source,
             })?;
+            if !meta.is_file() {
+                return Err(BootError::InitNotAFile(host.clone()));
+            }
             wanted.push(BootFile {
                 path: b"/init".to_vec(),
                 kind: BootFileKind::HostFile {
@@ -507,6 +512,45 @@ mod tests {
         };
         let err = plan(&opts, &ImageRunConfig::default(), &img).unwrap_err();
         assert!(matches!(err, BootError::NoCommand), "{err}");
+    }
+
+    #[test]
+    fn init_file_must_be_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = MapImage::new();
+        let opts = |p: PathBuf| BootOptions {
+            init: InitChoice::File(p),
+            injects: vec![],
+        };
+        let err = plan(
+            &opts(dir.path().to_path_buf()),
+            &ImageRunConfig::default(),
+            &img,
+        );
+        assert!(matches!(err, Err(BootError::InitNotAFile(_))), "{err:?}");
+        let missing = dir.path().join("nope");
+        let err = plan(&opts(missing.clone()), &ImageRunConfig::default(), &img).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "--init {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        let file = dir.path().join("init.sh");
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        let p = plan(&opts(file), &ImageRunConfig::default(), &img).unwrap();
+        let init = p.files.iter().find(|f| f.path == b"/init").unwrap();
+        assert!(matches!(
+            init.kind,
+            BootFileKind::HostFile {
+                mode: 0o755,
+                size: 10,
+                ..
+            }
+        ));
+        // Essentials come with it: the kernel needs /dev/console either way.
+        assert!(p.files.iter().any(|f| f.path == b"/dev/console"));
     }
 
     #[test]

@@ -110,9 +110,9 @@ impl Boot {
     /// The guest's console lines, without kernel messages, terminal escapes
     /// and carriage returns.
     pub fn lines(&self) -> Vec<String> {
-        without_kernel_messages(&self.console)
+        without_kernel_messages(&strip_escapes(&self.console))
             .split('\n')
-            .map(|l| strip_escapes(l).trim_end_matches('\r').to_string())
+            .map(|l| l.trim_end_matches('\r').to_string())
             .collect()
     }
 
@@ -203,12 +203,15 @@ fn timestamp_len(s: &[u8]) -> Option<usize> {
     Some(i + 1)
 }
 
-/// Removes ANSI/VT100 sequences that SeaBIOS and the kernel print.
+/// Replaces the ANSI/VT100 sequences that the firmware and the kernel print
+/// by line breaks: the screen clear before the kernel starts is not followed
+/// by one, and the guest's first line would be glued to the firmware's.
 fn strip_escapes(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\u{1b}' {
+            out.push('\n');
             if chars.peek() == Some(&'[') {
                 chars.next();
                 for c in chars.by_ref() {
@@ -232,6 +235,19 @@ fn kernel_messages_are_taken_out_of_guest_lines() {
         "a\nmark[    3.250000] clocksource: unstable\ner-42\n[    4.1] reboot: Power down\nb";
     assert_eq!(without_kernel_messages(console), "a\nmarker-42\nb");
     assert_eq!(without_kernel_messages("[x] [1.] [ 2.5"), "[x] [1.] [ 2.5");
+    let boot = Boot {
+        console: "Booting from ROM..\u{1b}c\u{1b}[?7l\u{1b}[2J[    0.04] MP-BIOS bug\nfirst\r\n\
+                  Booting from ROM..\u{1b}c\u{1b}[?7l\u{1b}[2Jsecond\n"
+            .into(),
+        elapsed: Duration::ZERO,
+        exited: true,
+        label: String::new(),
+    };
+    assert!(
+        boot.has_line("first") && boot.has_line("second"),
+        "{:?}",
+        boot.lines()
+    );
 }
 
 /// Boots `initrd` on `kernel` and collects the console until QEMU ends or
