@@ -62,13 +62,21 @@ if [ -z "$pkg" ]; then
     log "cannot find the package behind linux-image-cloud-amd64"
     exit 1
 fi
-log "kernel package: $pkg"
-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 # apt-get download writes into the current directory; _apt needs to write there.
 chmod 0777 "$work"
-(cd "$work" && apt-get download -qq "$pkg" >&2)
+download() {
+    log "kernel package: $pkg"
+    (cd "$work" && apt-get download -qq "$pkg" >&2)
+}
+if ! download; then
+    # Stale package lists name a version the mirror no longer has.
+    [ -z "$apt_updated" ] || exit 1
+    apt_update_once
+    pkg=$(find_pkg)
+    [ -n "$pkg" ] && download
+fi
 deb=$(ls "$work"/*.deb)
 version=${pkg#linux-image-}
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work" "./boot/vmlinuz-$version"
