@@ -37,10 +37,16 @@ echo "own-init-ran-$((6 * 7))"
 /bin/poweroff -f
 "#;
 
-/// For `--init`: calls the injected agent.
+/// For `--init`: calls the injected agent, and a program of an injected
+/// directory through a symlink in it.
 const USER_INIT: &str = r#"#!/bin/sh
 /usr/bin/agent "hello there"
+/opt/tools/bin/hi
 /bin/poweroff -f
+"#;
+
+const HELLO: &str = r#"#!/bin/sh
+echo "hello from $0 $((40 + 2))"
 "#;
 
 const AGENT: &str = r#"#!/bin/sh
@@ -49,7 +55,7 @@ printf 'agent got [%s] %s\n' "$1" "$((40 + 2))"
 
 struct Images {
     layout: Layout,
-    /// Holds ./agent and init.sh; the command line runs here.
+    /// Holds ./agent, init.sh and tools/; the command line runs here.
     work: PathBuf,
 }
 
@@ -81,6 +87,8 @@ fn images() -> &'static Images {
         fs::create_dir_all(&work).unwrap();
         write_exec(&work.join("agent"), AGENT);
         write_exec(&work.join("init.sh"), USER_INIT);
+        write_exec(&work.join("tools/bin/hello"), HELLO);
+        std::os::unix::fs::symlink("hello", work.join("tools/bin/hi")).unwrap();
 
         let layout = Layout::init(&work.join("layout"));
         layout.new_image("bare", &work, |rootfs| {
@@ -223,12 +231,16 @@ fn init_file_and_inject_gzip_microvm() {
             "init.sh",
             "--inject",
             "./agent:/usr/bin/agent",
+            "--inject",
+            "tools:/opt/tools",
             "-c",
             "gzip",
         ],
     );
     let b = boot(&kernel, &out, Machine::Microvm, "init+inject");
     b.assert_line("agent got [hello there] 42");
+    // /opt is not in the image: its directory entry must come first.
+    b.assert_line("hello from /opt/tools/bin/hi 42");
     b.assert_clean_poweroff();
 }
 
