@@ -485,6 +485,14 @@ mod tests {
         cfg.user = Some("1000:1000".into());
         let err = generate(&cfg, &img).unwrap_err();
         assert!(matches!(err, BootError::NoUserSwitcher { .. }), "{err}");
+        // Root needs no switch, so no tool either.
+        for root in ["0", "0:0", "root", " "] {
+            cfg.user = Some(root.into());
+            let mut img = busybox_image();
+            img.entries.remove(&b"/bin/su"[..]);
+            let (script, _) = generate(&cfg, &img).unwrap();
+            assert!(script.body.contains("\n    'id' '-u'\n"), "{}", script.body);
+        }
     }
 
     #[test]

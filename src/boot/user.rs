@@ -24,8 +24,11 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
+    /// PID 1 already runs as 0:0. Its supplementary groups (none) may
+    /// differ from what /etc/group lists for root (Alpine lists many), but
+    /// switching for that alone would make plain images depend on a tool.
     pub fn is_root(&self) -> bool {
-        self.uid == 0 && self.gid == 0 && self.supplementary.is_empty()
+        self.uid == 0 && self.gid == 0
     }
 }
 
@@ -256,7 +259,8 @@ mod tests {
         # comment\n\
         broken line\n\
         nohome:x:1001:1001:::/bin/sh\n";
-    const GROUP: &str = "root:x:0:\nwheel:x:10:app,other\napp:x:1000:\nstaff:x:50:app\nweb:x:33:\n";
+    const GROUP: &str =
+        "root:x:0:root\nwheel:x:10:app,other,root\napp:x:1000:\nstaff:x:50:app\nweb:x:33:\n";
 
     fn res(spec: &str) -> Result<Identity, BootError> {
         resolve(spec, Some(PASSWD.as_bytes()), Some(GROUP.as_bytes()))
@@ -266,6 +270,7 @@ mod tests {
     fn resolves_forms() {
         let root = res("").unwrap();
         assert!(root.is_root());
+        assert_eq!(root.supplementary, vec![0, 10]);
         assert_eq!(root.home, "/root");
         assert!(res("root").unwrap().is_root());
         assert!(res("0").unwrap().is_root());
@@ -296,6 +301,7 @@ mod tests {
         assert_eq!(no_entry.gid, 0);
         assert_eq!(res("nohome").unwrap().home, "/");
         assert_eq!(res("daemon:1").unwrap().gid, 1);
+        assert!(!res("root:web").unwrap().is_root());
     }
 
     #[test]
