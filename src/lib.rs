@@ -45,6 +45,7 @@ pub mod layer;
 pub mod output;
 pub mod source;
 
+pub mod blocking_io;
 pub mod boot;
 pub mod path;
 

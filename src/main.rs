@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
+use initramfs_stream::blocking_io::BlockingIo;
 use initramfs_stream::boot::{BootOptions, InitChoice};
 use initramfs_stream::output::AtomicFile;
 use initramfs_stream::{Codec, Compression, ImageReference, InitramfsBuilder, Platform};
@@ -178,7 +179,15 @@ async fn run(cli: &Cli) -> Result<()> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         None => {
-            prepared.write_to(tokio::io::stdout()).await?;
+            // A duplicate of fd 1 as a plain file: unbuffered, no line
+            // scanning, and Send (a StdoutLock is not).
+            use std::os::fd::AsFd;
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot use stdout")?;
+            let stdout = BlockingIo(std::fs::File::from(fd));
+            prepared.write_to(stdout).await?;
         }
     }
     Ok(())

@@ -1,12 +1,14 @@
 //! Where the files of a local image live: a directory, or the members of an
 //! uncompressed tar read in place (an index of member offsets, then seeks).
 
-use std::io::SeekFrom;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 use hashbrown::HashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+
+use crate::blocking_io::BlockingIo;
 
 use super::SourceError;
 
@@ -110,18 +112,18 @@ impl Store {
             Store::Dir(dir) => {
                 let path = dir.join(name);
                 let io = |e: std::io::Error| SourceError::new(format!("{}: {e}", path.display()));
-                let file = tokio::fs::File::open(&path).await.map_err(io)?;
-                let size = file.metadata().await.map_err(io)?.len();
-                Ok((Box::new(tokio::io::BufReader::new(file)), size))
+                let file = std::fs::File::open(&path).map_err(io)?;
+                let size = file.metadata().map_err(io)?.len();
+                Ok((Box::new(BlockingIo(file)), size))
             }
             Store::Tar { file, members } => {
                 let member = members.get(&normalize(name)).ok_or_else(|| {
                     SourceError::new(format!("{}: no member '{name}'", file.display()))
                 })?;
                 let io = |e: std::io::Error| SourceError::new(format!("{}: {e}", file.display()));
-                let mut f = tokio::fs::File::open(file).await.map_err(io)?;
-                f.seek(SeekFrom::Start(member.offset)).await.map_err(io)?;
-                let reader = tokio::io::BufReader::new(f).take(member.size);
+                let mut f = std::fs::File::open(file).map_err(io)?;
+                f.seek(SeekFrom::Start(member.offset)).map_err(io)?;
+                let reader = BlockingIo(f).take(member.size);
                 Ok((Box::new(reader), member.size))
             }
         }
