@@ -1,0 +1,505 @@
+//! `InitramfsBuilder`: the stages wired together.
+
+mod bodies;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+use crate::boot::{self, BootFileKind, BootOptions, ImageEntry, ImageLookup, ImageRunConfig};
+use crate::cpio::{mode, NewcWriter, Record};
+use crate::index::{
+    ContentRef, FileGroup, MergeIndex, Plan, PlanEntry, PlanKind, TreeKind, EXTRA_LAYER,
+};
+use crate::layer::{self, EntryKind, LayerEntry, Meta, ScanLimits};
+use crate::output::{self, Codec, Compression};
+use crate::source::{ImageReference, ImageSource, Platform};
+use crate::Error;
+
+/// Default bound on the number of paths, far above any real image.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000_000;
+
+/// Configures a conversion: which image, which platform, which compression.
+#[derive(Debug, Clone)]
+pub struct InitramfsBuilder {
+    reference: ImageReference,
+    platform: Option<Platform>,
+    compression: Compression,
+    max_entries: usize,
+    jobs: usize,
+    boot: Option<BootOptions>,
+    mtime: u64,
+}
+
+impl InitramfsBuilder {
+    pub fn new(reference: ImageReference) -> InitramfsBuilder {
+        InitramfsBuilder {
+            reference,
+            platform: None,
+            compression: Compression {
+                codec: Codec::None,
+                level: None,
+            },
+            max_entries: DEFAULT_MAX_ENTRIES,
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            boot: Some(BootOptions::default()),
+            mtime: 0,
+        }
+    }
+
+    /// What the boot stage adds (/init, boot essentials, injected files).
+    /// `None` writes exactly the image's filesystem.
+    pub fn boot(mut self, boot: Option<BootOptions>) -> Self {
+        self.boot = boot;
+        self
+    }
+
+    /// The mtime of generated and injected entries (e.g. SOURCE_DATE_EPOCH).
+    pub fn generated_mtime(mut self, mtime: u64) -> Self {
+        self.mtime = mtime;
+        self
+    }
+
+    /// The platform to pick from a multi-platform index (default: the host's).
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = Some(platform);
+        self
+    }
+
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Refuse images with more paths than this.
+    pub fn max_entries(mut self, max: usize) -> Self {
+        self.max_entries = max.max(1);
+        self
+    }
+
+    /// How many layers are read at once.
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Resolves the image, reads every layer's headers and plans the
+    /// archive. Nothing is written; every check that can fail before the
+    /// first byte has run.
+    pub async fn prepare(self) -> Result<PreparedImage, Error> {
+        let source =
+            Arc::new(ImageSource::open(self.reference.clone(), self.platform.as_ref()).await?);
+        let limits = ScanLimits {
+            max_entries: self.max_entries,
+            capture: boot::FILES_READ,
+            capture_limit: boot::MAX_READ as u64,
+        };
+        let mut index = MergeIndex::new(self.max_entries);
+        let mut xattrs = std::collections::BTreeSet::new();
+        let mut captured = HashMap::new();
+        let mut scans = Box::pin(
+            futures::stream::iter(source.layers.clone())
+                .map(|blob| {
+                    let source = Arc::clone(&source);
+                    tokio::spawn(async move {
+                        let reader = source.open_layer(&blob).await?;
+                        // The blob digest covers the bytes; check the diff_id
+                        // only when there is no blob digest (docker-archive).
+                        let diff_id = blob
+                            .digest
+                            .is_none()
+                            .then_some(blob.diff_id.as_ref())
+                            .flatten();
+                        Ok::<_, Error>(
+                            layer::scan_layer(reader, blob.index, diff_id, limits).await?,
+                        )
+                    })
+                })
+                .buffered(self.jobs),
+        );
+        // Layers are scanned concurrently and applied in order as they arrive.
+        let mut layer_no = 0u32;
+        while let Some(scan) = scans.next().await {
+            let headers = scan.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            index.apply_layer(layer_no, &headers.entries)?;
+            xattrs.extend(headers.xattrs);
+            for (ordinal, body) in headers.captured {
+                let at = ContentRef {
+                    layer: layer_no,
+                    ordinal,
+                };
+                captured.insert(at, body);
+            }
+            layer_no += 1;
+        }
+        drop(scans);
+
+        let mut warnings = Vec::new();
+        let mut extras = Vec::new();
+        if let Some(options) = &self.boot {
+            let lookup = TreeLookup {
+                index: &index,
+                captured: &captured,
+            };
+            let config = run_config(&source);
+            let plan = boot::plan(options, &config, &lookup)?;
+            warnings.extend(plan.notes);
+            let meta = |mode| Meta {
+                mode,
+                uid: 0,
+                gid: 0,
+                mtime: self.mtime,
+            };
+            for file in plan.files {
+                let ordinal = extras.len() as u32;
+                let (kind, mode) = match file.kind {
+                    BootFileKind::Dir { mode } => (EntryKind::Dir, mode),
+                    BootFileKind::Regular { content, mode } => {
+                        let size = content.len() as u64;
+                        extras.push(Extra::Bytes(content));
+                        (EntryKind::File { size }, mode)
+                    }
+                    BootFileKind::HostFile { path, mode, size } => {
+                        extras.push(Extra::Host { path, size });
+                        (EntryKind::File { size }, mode)
+                    }
+                    BootFileKind::Symlink { target } => (EntryKind::Symlink { target }, 0o777),
+                    BootFileKind::CharDev { major, minor, mode } => {
+                        (EntryKind::CharDevice { major, minor }, mode)
+                    }
+                };
+                let entry = LayerEntry {
+                    path: file.path,
+                    kind,
+                    meta: meta(mode),
+                    ordinal,
+                };
+                index.apply(EXTRA_LAYER, &entry)?;
+            }
+        }
+        let plan = index.plan()?;
+        if !xattrs.is_empty() {
+            warnings.push(format!(
+                "newc archives cannot store extended attributes; dropped: {}",
+                xattrs.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(PreparedImage {
+            source,
+            plan,
+            extras,
+            compression: self.compression,
+            warnings,
+        })
+    }
+}
+
+/// An image whose archive is planned and ready to be written.
+pub struct PreparedImage {
+    source: Arc<ImageSource>,
+    plan: Plan,
+    extras: Vec<Extra>,
+    compression: Compression,
+    warnings: Vec<String>,
+}
+
+/// What a conversion wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Archive entries, the trailer not counted.
+    pub entries: u64,
+    /// Bytes of the uncompressed archive.
+    pub archive_bytes: u64,
+    /// Bytes written to the output (after compression).
+    pub output_bytes: u64,
+}
+
+/// The archive goes to the compressor through this pipe, so encoding and
+/// compression run on different threads.
+const PIPE_BUFFER: usize = 1 << 20;
+
+impl PreparedImage {
+    /// Problems that do not stop the conversion (e.g. dropped xattrs).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn source(&self) -> &ImageSource {
+        &self.source
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Number of archive entries that will be written.
+    pub fn entry_count(&self) -> usize {
+        self.plan.dirs.len()
+            + self.plan.others.len()
+            + self
+                .plan
+                .empty_files
+                .iter()
+                .chain(&self.plan.files)
+                .map(|g| g.names.len())
+                .sum::<usize>()
+    }
+
+    /// Writes the compressed archive. On error the output holds a prefix of
+    /// the archive without a trailer, so it cannot pass for a whole one.
+    pub async fn write_to<W: AsyncWrite + Unpin + Send>(self, output: W) -> Result<Summary, Error> {
+        let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BUFFER);
+        let compression = self.compression;
+        let encoder = tokio::spawn(encode(self.source, self.plan, self.extras, pipe_in));
+        let compressed = output::compress(pipe_out, output, compression).await;
+        let encoded = encoder
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        // The encoder's error explains a compressor error (a closed pipe).
+        let (entries, archive_bytes) = encoded?;
+        let output_bytes = compressed?;
+        Ok(Summary {
+            entries,
+            archive_bytes,
+            output_bytes,
+        })
+    }
+}
+
+async fn encode<W: AsyncWrite + Unpin>(
+    source: Arc<ImageSource>,
+    plan: Plan,
+    extras: Vec<Extra>,
+    pipe: W,
+) -> Result<(u64, u64), Error> {
+    let mut w = NewcWriter::new(BufWriter::with_capacity(256 * 1024, pipe));
+    let mut ino: u32 = 0;
+    let mut entries: u64 = 0;
+    let mut next_ino = || {
+        ino += 1;
+        ino
+    };
+
+    for entry in plan.dirs.iter().chain(&plan.others) {
+        let (record, data) = simple_record(entry, next_ino());
+        w.write_record(&record, data).await?;
+        entries += 1;
+    }
+    for group in &plan.empty_files {
+        let ino = next_ino();
+        for name in &group.names {
+            w.write_record(&file_record(name, group, ino, 0), &[])
+                .await?;
+            entries += 1;
+        }
+    }
+
+    let (layer_groups, extra_groups): (Vec<&FileGroup>, Vec<&FileGroup>) = plan
+        .files
+        .iter()
+        .partition(|g| g.content.layer != EXTRA_LAYER);
+    let layer_groups: Vec<FileGroup> = layer_groups.into_iter().cloned().collect();
+    let mut remaining: HashMap<u32, usize> = HashMap::new();
+    for g in &layer_groups {
+        *remaining.entry(g.content.layer).or_default() += 1;
+    }
+    let mut streams: HashMap<u32, bodies::BodyStream> = HashMap::new();
+    let mut finished = Vec::new();
+    for i in bodies::schedule(&layer_groups) {
+        let group = &layer_groups[i];
+        let layer = group.content.layer;
+        let stream = streams.entry(layer).or_insert_with(|| {
+            let wanted = layer_groups
+                .iter()
+                .filter(|g| g.content.layer == layer)
+                .map(|g| (g.content.ordinal, g.size))
+                .collect();
+            bodies::spawn_layer(Arc::clone(&source), layer, wanted)
+        });
+        let ino = next_ino();
+        // newc convention: the last link of a group carries the data.
+        let (last, rest) = group
+            .names
+            .split_last()
+            .ok_or_else(|| Error::Usage("empty file group".into()))?;
+        for name in rest {
+            w.write_record(&file_record(name, group, ino, 0), &[])
+                .await?;
+            entries += 1;
+        }
+        let size = crate::cpio::check_size(last, group.size)?;
+        w.write_record_from(&file_record(last, group, ino, size), stream)
+            .await?;
+        entries += 1;
+        let left = remaining.entry(layer).or_default();
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            finished.extend(streams.remove(&layer));
+        }
+    }
+    for group in extra_groups {
+        let ino = next_ino();
+        entries += write_extra(&mut w, group, ino, &extras).await?;
+    }
+    // Every layer's digest check must have passed before the trailer.
+    for stream in finished {
+        stream.finish().await?;
+    }
+
+    let archive_bytes = w.written();
+    let mut pipe = w.finish().await?;
+    pipe.shutdown().await?;
+    // The trailer's bytes count too.
+    Ok((entries, archive_bytes + trailer_len()))
+}
+
+/// Writes a generated or injected file (and its other names, if any).
+async fn write_extra<W: AsyncWrite + Unpin>(
+    w: &mut NewcWriter<W>,
+    group: &FileGroup,
+    ino: u32,
+    extras: &[Extra],
+) -> Result<u64, Error> {
+    let extra = extras
+        .get(group.content.ordinal as usize)
+        .ok_or_else(|| Error::Usage("generated file out of range".into()))?;
+    let (last, rest) = group
+        .names
+        .split_last()
+        .ok_or_else(|| Error::Usage("empty file group".into()))?;
+    for name in rest {
+        w.write_record(&file_record(name, group, ino, 0), &[])
+            .await?;
+    }
+    let size = crate::cpio::check_size(last, group.size)?;
+    let record = file_record(last, group, ino, size);
+    match extra {
+        Extra::Bytes(bytes) => w.write_record(&record, bytes).await?,
+        Extra::Host { path, size } => {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            let now = file.metadata().await?.len();
+            if now != *size {
+                return Err(Error::Usage(format!(
+                    "{}: changed size while the archive was written ({size} -> {now} bytes)",
+                    path.display()
+                )));
+            }
+            w.write_record_from(&record, &mut tokio::io::BufReader::new(file))
+                .await?;
+        }
+    }
+    Ok(group.names.len() as u64)
+}
+
+/// Content of a file the boot stage adds.
+enum Extra {
+    Bytes(Bytes),
+    Host { path: std::path::PathBuf, size: u64 },
+}
+
+/// The boot stage's view of the merged image.
+struct TreeLookup<'a> {
+    index: &'a MergeIndex,
+    captured: &'a HashMap<ContentRef, Vec<u8>>,
+}
+
+impl ImageLookup for TreeLookup<'_> {
+    fn entry(&self, path: &[u8]) -> Option<ImageEntry> {
+        let e = self.index.lookup(path)?;
+        Some(match e.kind {
+            TreeKind::Dir => ImageEntry::Dir { mode: e.meta.mode },
+            TreeKind::File { size, .. } => ImageEntry::File {
+                mode: e.meta.mode,
+                size,
+            },
+            TreeKind::Symlink(target) => ImageEntry::Symlink { target },
+            TreeKind::CharDevice(major, minor) => ImageEntry::CharDev { major, minor },
+            TreeKind::Special => ImageEntry::Other,
+        })
+    }
+
+    fn read(&self, path: &[u8]) -> Option<Vec<u8>> {
+        match self.index.lookup(path)?.kind {
+            TreeKind::File { content, .. } => self.captured.get(&content).cloned(),
+            _ => None,
+        }
+    }
+}
+
+fn run_config(source: &ImageSource) -> ImageRunConfig {
+    let c = source.run_config();
+    ImageRunConfig {
+        entrypoint: c.entrypoint,
+        cmd: c.cmd,
+        env: c.env,
+        working_dir: c.working_dir,
+        user: c.user,
+    }
+}
+
+fn trailer_len() -> u64 {
+    // 110-byte header + "TRAILER!!!\0" (11), padded to 124.
+    124
+}
+
+fn mtime(meta: &Meta) -> u32 {
+    u32::try_from(meta.mtime).unwrap_or(u32::MAX)
+}
+
+fn base_record(name: &[u8], meta: &Meta, ino: u32, type_bits: u32) -> Record {
+    Record {
+        name: name.to_vec(),
+        ino,
+        mode: type_bits | (meta.mode & 0o7777),
+        uid: meta.uid,
+        gid: meta.gid,
+        nlink: 1,
+        mtime: mtime(meta),
+        filesize: 0,
+        rdev_major: 0,
+        rdev_minor: 0,
+    }
+}
+
+fn simple_record(entry: &PlanEntry, ino: u32) -> (Record, &[u8]) {
+    let name = &entry.name;
+    match &entry.kind {
+        PlanKind::Dir => {
+            let mut r = base_record(name, &entry.meta, ino, mode::S_IFDIR);
+            r.nlink = 2;
+            (r, &[])
+        }
+        PlanKind::Symlink(target) => {
+            let mut r = base_record(name, &entry.meta, ino, mode::S_IFLNK);
+            r.filesize = target.len() as u32;
+            (r, target.as_slice())
+        }
+        PlanKind::CharDevice(major, minor) | PlanKind::BlockDevice(major, minor) => {
+            let bits = if matches!(entry.kind, PlanKind::CharDevice(..)) {
+                mode::S_IFCHR
+            } else {
+                mode::S_IFBLK
+            };
+            let mut r = base_record(name, &entry.meta, ino, bits);
+            r.rdev_major = *major;
+            r.rdev_minor = *minor;
+            (r, &[])
+        }
+        PlanKind::Fifo => (base_record(name, &entry.meta, ino, mode::S_IFIFO), &[]),
+    }
+}
+
+fn file_record(name: &[u8], group: &FileGroup, ino: u32, size: u32) -> Record {
+    let mut r = base_record(name, &group.meta, ino, mode::S_IFREG);
+    r.nlink = group.names.len() as u32;
+    r.filesize = size;
+    r
+}
