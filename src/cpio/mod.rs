@@ -17,6 +17,17 @@ pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
 const MAGIC: &[u8; 6] = b"070701";
 const TRAILER: &[u8] = b"TRAILER!!!";
 
+/// The name stored for an entry. The kernel stops at the first entry named
+/// TRAILER!!!, whatever its type: a file of that name at the root is stored
+/// as ./TRAILER!!!, which unpacks to the same path.
+fn stored_name(name: &[u8]) -> &[u8] {
+    if name == TRAILER {
+        b"./TRAILER!!!"
+    } else {
+        name
+    }
+}
+
 /// File type bits of `mode`, as in `<sys/stat.h>`.
 pub mod mode {
     pub const S_IFMT: u32 = 0o170000;
@@ -111,7 +122,7 @@ impl<W: AsyncWrite + Unpin> NewcWriter<W> {
     /// generated files, empty files).
     pub async fn write_record(&mut self, record: &Record, data: &[u8]) -> Result<(), CpioError> {
         debug_assert_eq!(record.filesize as usize, data.len());
-        self.write_header(record).await?;
+        self.write_header(record, stored_name(&record.name)).await?;
         self.inner.write_all(data).await?;
         self.written += data.len() as u64;
         self.pad().await
@@ -124,7 +135,7 @@ impl<W: AsyncWrite + Unpin> NewcWriter<W> {
         record: &Record,
         data: &mut R,
     ) -> Result<(), CpioError> {
-        self.write_header(record).await?;
+        self.write_header(record, stored_name(&record.name)).await?;
         let expected = u64::from(record.filesize);
         let mut limited = tokio::io::AsyncReadExt::take(data, expected);
         let got = tokio::io::copy(&mut limited, &mut self.inner).await?;
@@ -154,17 +165,17 @@ impl<W: AsyncWrite + Unpin> NewcWriter<W> {
             rdev_major: 0,
             rdev_minor: 0,
         };
-        self.write_record(&trailer, &[]).await?;
+        self.write_header(&trailer, TRAILER).await?;
         self.inner.flush().await?;
         Ok(self.inner)
     }
 
-    async fn write_header(&mut self, r: &Record) -> Result<(), CpioError> {
-        check_name(&r.name)?;
+    async fn write_header(&mut self, r: &Record, name: &[u8]) -> Result<(), CpioError> {
+        check_name(name)?;
         let h = &mut self.header;
         h.clear();
         h.extend_from_slice(MAGIC);
-        let namesize = r.name.len() as u32 + 1;
+        let namesize = name.len() as u32 + 1;
         for v in [
             r.ino,
             r.mode,
@@ -182,7 +193,7 @@ impl<W: AsyncWrite + Unpin> NewcWriter<W> {
         ] {
             push_hex8(h, v);
         }
-        h.extend_from_slice(&r.name);
+        h.extend_from_slice(name);
         h.push(0);
         let pad = padding(h.len() as u64);
         h.extend_from_slice(&[0u8; 3][..pad]);
@@ -258,6 +269,19 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("3 of 10"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_named_trailer_does_not_end_the_archive() {
+        let mut w = NewcWriter::new(Vec::new());
+        w.write_record(&rec(b"TRAILER!!!", mode::S_IFREG | 0o644, 1), b"x")
+            .await
+            .unwrap();
+        let out = w.finish().await.unwrap();
+        // The file's name starts right after its 110-byte header.
+        assert_eq!(&out[110..123], b"./TRAILER!!!\0");
+        let hits = out.windows(10).filter(|w| w == b"TRAILER!!!").count();
+        assert_eq!(hits, 2);
     }
 
     #[test]
