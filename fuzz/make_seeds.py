@@ -134,6 +134,8 @@ def cpio():
         record(b"bin/sh", 3, [4, 0o100755, 0, 0, 2, 0, 0, 0], b"abc"),
         record(b"link", 1, [5, 0o120777, 0xffffffff, 0xffffffff, 1, 0xffffffff, 0, 0], b"/bin/sh"),
         record(b"x\xffy", 0, [6, 0o100600, 1, 1, 1, 0, 0, 0], b"odd byte name"),
+        record(b"TRAILER!!!", 1, [7, 0o100644, 0, 0, 1, 0, 0, 0], b"not the end"),
+        record(b"after", 0, [8, 0o100644, 0, 0, 1, 0, 0, 0], b"still read"),
     ]))
     write("cpio_roundtrip", "long-name", record(b"abcdefghij" * 25 + b"abcde", 0,
           [7, 0o100644, 0, 0, 1, 0, 0, 0], b"z"))
