@@ -9,8 +9,11 @@ cd "$out"
 rm -rf layout bundle
 umoci init --layout layout
 umoci new --image layout:bench
-umoci unpack --image layout:bench bundle >/dev/null
 root=bundle/rootfs
+# repack layers on the image the bundle was unpacked from: unpack afresh
+# before each layer so the layers stack.
+fresh() { rm -rf bundle; umoci unpack --image layout:bench bundle >/dev/null; }
+fresh
 
 mkdir -p "$root/bin"
 cp /bin/busybox "$root/bin/busybox"
@@ -19,11 +22,13 @@ for l in "$root"/bin/*; do
   [ -L "$l" ] && ln -sf /bin/busybox "$l"
 done
 umoci repack --image layout:bench bundle
+fresh
 
 mkdir -p "$root/usr/lib"
 py=$(ls -d /usr/lib/python3.[0-9]* | head -n 1)
 cp -a "$py" "$root/usr/lib/"
 umoci repack --image layout:bench bundle
+fresh
 
 mkdir -p "$root/usr/share"
 # Many small files: the docs under 64 KiB.

@@ -57,6 +57,8 @@ pub use builder::{InitramfsBuilder, PreparedImage, Summary};
 pub mod builder_defaults {
     /// Bound on the number of paths in an image, far above any real one.
     pub const MAX_ENTRIES: usize = super::builder::DEFAULT_MAX_ENTRIES;
+    /// Bound on the archive's size and on each layer's uncompressed tar.
+    pub const MAX_SIZE: u64 = super::builder::DEFAULT_MAX_SIZE;
 }
 pub use output::{Codec, Compression};
 pub use source::{ImageReference, Platform};
@@ -77,6 +79,9 @@ pub enum Error {
     Boot(#[from] boot::BootError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A bound set by the caller (--max-size, --max-entries) was hit.
+    #[error("{0}")]
+    Limit(String),
     #[error("{0}")]
     Usage(String),
 }

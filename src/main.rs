@@ -56,6 +56,12 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = initramfs_stream::builder_defaults::MAX_ENTRIES)]
     max_entries: usize,
 
+    /// Refuse an archive larger than this, or a layer that decompresses to
+    /// more (bytes; suffixes K, M, G, T for powers of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size,
+          default_value = "32G")]
+    max_size: u64,
+
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
@@ -116,6 +122,28 @@ async fn interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// "4096", "512M", "32G": a size in bytes with an optional binary suffix.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, shift) = match s.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix in '{s}' (K, M, G or T)")),
+            };
+            (&s.trim()[..i], shift)
+        }
+        _ => (s.trim(), 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 512M, 32G)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
 /// SOURCE_DATE_EPOCH, as reproducible-builds.org defines it, else 0.
 fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
@@ -156,6 +184,7 @@ async fn run(cli: &Cli) -> Result<()> {
     let mut builder = InitramfsBuilder::new(reference)
         .compression(compression)
         .max_entries(cli.max_entries)
+        .max_size(cli.max_size)
         .boot(boot)
         .generated_mtime(source_date_epoch()?);
     if let Some(p) = &cli.platform {

@@ -22,6 +22,9 @@ use crate::Error;
 
 /// Default bound on the number of paths, far above any real image.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000_000;
+/// Default bound on the archive's size and on any one layer's uncompressed
+/// tar: 32 GiB, far above what an initramfs can boot.
+pub const DEFAULT_MAX_SIZE: u64 = 32 << 30;
 
 /// Configures a conversion: which image, which platform, which compression.
 #[derive(Debug, Clone)]
@@ -30,6 +33,7 @@ pub struct InitramfsBuilder {
     platform: Option<Platform>,
     compression: Compression,
     max_entries: usize,
+    max_size: u64,
     jobs: usize,
     boot: Option<BootOptions>,
     mtime: u64,
@@ -45,6 +49,7 @@ impl InitramfsBuilder {
                 level: None,
             },
             max_entries: DEFAULT_MAX_ENTRIES,
+            max_size: DEFAULT_MAX_SIZE,
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -83,6 +88,13 @@ impl InitramfsBuilder {
         self
     }
 
+    /// Refuse to write an archive larger than this (uncompressed), or to
+    /// read a layer that decompresses to more (a compression bomb).
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
     /// How many layers are read at once.
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
@@ -97,6 +109,7 @@ impl InitramfsBuilder {
             Arc::new(ImageSource::open(self.reference.clone(), self.platform.as_ref()).await?);
         let limits = ScanLimits {
             max_entries: self.max_entries,
+            max_tar_bytes: self.max_size,
             capture: boot::FILES_READ,
             capture_limit: boot::MAX_READ as u64,
         };
@@ -183,7 +196,14 @@ impl InitramfsBuilder {
                 index.apply(EXTRA_LAYER, &entry)?;
             }
         }
-        let plan = index.plan()?;
+        let plan = index.plan();
+        let archive_size = check_plan(&plan)?;
+        if archive_size > self.max_size {
+            return Err(Error::Limit(format!(
+                "the archive would be {archive_size} bytes, over the --max-size bound of {} bytes",
+                self.max_size
+            )));
+        }
         if !xattrs.is_empty() {
             warnings.push(format!(
                 "newc archives cannot store extended attributes; dropped: {}",
@@ -356,7 +376,7 @@ async fn encode<W: AsyncWrite + Unpin>(
     let mut pipe = w.finish().await?;
     pipe.shutdown().await?;
     // The trailer's bytes count too.
-    Ok((entries, archive_bytes + trailer_len()))
+    Ok((entries, archive_bytes + crate::cpio::trailer_len()))
 }
 
 /// Writes a generated or injected file (and its other names, if any).
@@ -445,9 +465,31 @@ fn run_config(source: &ImageSource) -> ImageRunConfig {
     }
 }
 
-fn trailer_len() -> u64 {
-    // 110-byte header + "TRAILER!!!\0" (11), padded to 124.
-    124
+/// Checks every entry against the format's limits, before anything is
+/// written, and returns the uncompressed archive's size.
+fn check_plan(plan: &Plan) -> Result<u64, Error> {
+    use crate::cpio::{check_name, check_size, check_target, record_len, trailer_len};
+    let mut total = trailer_len();
+    for e in plan.dirs.iter().chain(&plan.others) {
+        check_name(&e.name)?;
+        let data = match &e.kind {
+            PlanKind::Symlink(target) => {
+                check_target(&e.name, target)?;
+                target.len() as u64
+            }
+            _ => 0,
+        };
+        total += record_len(&e.name, data);
+    }
+    for g in plan.empty_files.iter().chain(&plan.files) {
+        for (i, name) in g.names.iter().enumerate() {
+            check_name(name)?;
+            check_size(name, g.size)?;
+            let data = if i + 1 == g.names.len() { g.size } else { 0 };
+            total += record_len(name, data);
+        }
+    }
+    Ok(total)
 }
 
 fn mtime(meta: &Meta) -> u32 {

@@ -60,6 +60,8 @@ pub struct Record {
 pub enum CpioError {
     #[error("{path}: name is {len} bytes, the kernel skips names over {MAX_NAME_LEN}")]
     NameTooLong { path: String, len: usize },
+    #[error("{path}: symlink target is {len} bytes, the kernel skips targets over {MAX_NAME_LEN}")]
+    TargetTooLong { path: String, len: usize },
     #[error("{path}: {size} bytes is too large for a newc archive (limit 4 GiB - 1)")]
     FileTooLarge { path: String, size: u64 },
     #[error("{path}: data ended after {got} of {expected} bytes")]
@@ -87,6 +89,29 @@ pub fn check_name(name: &[u8]) -> Result<(), CpioError> {
         });
     }
     Ok(())
+}
+
+/// Checks that a symlink target is one the kernel creates.
+pub fn check_target(name: &[u8], target: &[u8]) -> Result<(), CpioError> {
+    if target.len() > MAX_NAME_LEN {
+        return Err(CpioError::TargetTooLong {
+            path: display_name(name),
+            len: target.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Bytes one record takes in the archive: header, name, data, padding.
+pub fn record_len(name: &[u8], data_len: u64) -> u64 {
+    let head = 110 + stored_name(name).len() as u64 + 1;
+    let head = head + padding(head) as u64;
+    head + data_len + padding(data_len) as u64
+}
+
+/// Bytes the trailer record takes.
+pub fn trailer_len() -> u64 {
+    record_len(TRAILER, 0)
 }
 
 /// Checks that a data size fits the format's 32-bit field.

@@ -28,7 +28,6 @@
 
 use hashbrown::HashMap;
 
-use crate::cpio::{self, CpioError};
 use crate::layer::{EntryKind, LayerEntry, Meta};
 use crate::path;
 
@@ -54,8 +53,6 @@ pub enum IndexError {
     },
     #[error("the image has more than {0} paths; raise --max-entries if it is genuine")]
     TooManyPaths(usize),
-    #[error(transparent)]
-    Format(#[from] CpioError),
 }
 
 type NodeId = u32;
@@ -440,8 +437,7 @@ impl MergeIndex {
     }
 
     /// Turns the tree into the archive's entries, in the archive's order.
-    /// Fails before anything is written if an entry cannot be stored.
-    pub fn plan(&self) -> Result<Plan, IndexError> {
+    pub fn plan(&self) -> Plan {
         let mut plan = Plan::default();
         let mut groups: HashMap<ContentRef, usize> = HashMap::new();
         let mut file_groups: Vec<FileGroup> = Vec::new();
@@ -449,9 +445,6 @@ impl MergeIndex {
         let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(ROOT, Vec::new())];
         while let Some((id, name)) = stack.pop() {
             let node = &self.nodes[id as usize];
-            if id != ROOT {
-                cpio::check_name(&name)?;
-            }
             let entry = |kind| PlanEntry {
                 name: name.clone(),
                 meta: node.meta,
@@ -477,7 +470,6 @@ impl MergeIndex {
                     }
                 }
                 NodeKind::File { content, size } => {
-                    cpio::check_size(&name, *size)?;
                     let g = *groups.entry(*content).or_insert_with(|| {
                         file_groups.push(FileGroup {
                             content: *content,
@@ -490,17 +482,6 @@ impl MergeIndex {
                     file_groups[g].names.push(name);
                 }
                 NodeKind::Symlink(target) => {
-                    if target.len() > cpio::MAX_NAME_LEN {
-                        return Err(IndexError::Entry {
-                            layer: node.upper,
-                            path: path::display(&name),
-                            message: format!(
-                                "symlink target is {} bytes, the kernel skips targets over {}",
-                                target.len(),
-                                cpio::MAX_NAME_LEN
-                            ),
-                        });
-                    }
                     plan.others.push(entry(PlanKind::Symlink(target.to_vec())));
                 }
                 NodeKind::CharDevice(major, minor) => plan
@@ -519,7 +500,7 @@ impl MergeIndex {
         data.sort_by_key(|g| g.content);
         plan.empty_files = empty;
         plan.files = data;
-        Ok(plan)
+        plan
     }
 }
 

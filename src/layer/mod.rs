@@ -92,6 +92,8 @@ fn malformed(layer: usize, message: impl std::fmt::Display) -> LayerError {
 #[derive(Debug, Clone, Copy)]
 pub struct ScanLimits {
     pub max_entries: usize,
+    /// Bytes of uncompressed tar a layer may hold (compression bombs stop here).
+    pub max_tar_bytes: u64,
     /// Absolute paths whose bodies (up to `capture_limit` bytes) are kept in
     /// [`LayerHeaders::captured`]; the boot stage reads /etc/passwd this way
     /// without a third pass over the layers.
@@ -133,6 +135,11 @@ pub async fn scan_layer(
     limits: ScanLimits,
 ) -> Result<LayerHeaders, LayerError> {
     let (stream, compression) = open_tar(blob, layer, diff_id).await?;
+    let stream: TarStream = Box::new(BoundedReader {
+        inner: stream,
+        left: limits.max_tar_bytes,
+        limit: limits.max_tar_bytes,
+    });
     let mut archive = tokio_tar::Archive::new(stream);
     let mut headers = LayerHeaders {
         compression: Some(compression),
@@ -341,6 +348,36 @@ impl LayerReader {
             .await
             .map_err(|e| malformed(layer, e))?;
         Ok(())
+    }
+}
+
+/// Fails once more than `limit` bytes have been read.
+struct BoundedReader {
+    inner: TarStream,
+    left: u64,
+    limit: u64,
+}
+
+impl AsyncRead for BoundedReader {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = poll {
+            let n = (buf.filled().len() - before) as u64;
+            if n > this.left {
+                return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                    "decompresses to more than {} bytes; raise --max-size if the image is genuine",
+                    this.limit
+                ))));
+            }
+            this.left -= n;
+        }
+        poll
     }
 }
 
