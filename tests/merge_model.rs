@@ -778,7 +778,7 @@ fn check(layers: &[Vec<LayerEntry>]) -> Result<(), String> {
             }
         }
     }
-    let plan = index.plan().map_err(|e| format!("plan failed: {e}"))?;
+    let plan = index.plan();
     let got = plan_tree(&plan)?;
     if got != model.tree {
         return Err(format!(
