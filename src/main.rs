@@ -17,8 +17,9 @@ use initramfs_stream::{Codec, Compression, ImageReference, InitramfsBuilder, Pla
 #[derive(Debug, Parser)]
 #[command(name = "initramfs-stream", version, about, long_about = None)]
 struct Cli {
-    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or
-    /// docker-archive:FILE[:NAME:TAG].
+    /// The image: a registry NAME[:TAG][@DIGEST] (e.g. alpine,
+    /// host:port/org/app:v1, docker://...), oci:DIR[:TAG],
+    /// oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG].
     image: String,
 
     /// Write the archive to FILE (atomically) instead of stdout.
@@ -65,6 +66,9 @@ struct Cli {
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 fn main() -> ExitCode {
@@ -156,7 +160,7 @@ fn source_date_epoch() -> Result<u64> {
 }
 
 async fn run(cli: &Cli) -> Result<()> {
-    let reference = ImageReference::parse(&cli.image)?;
+    let reference = image_reference(&cli.image, &cli.registry)?;
     let codec = cli.compression.unwrap_or(match &cli.output {
         Some(path) => Codec::for_path(path),
         None => Codec::None,
@@ -220,4 +224,62 @@ async fn run(cli: &Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How to reach a registry; ignored for local images.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Registry")]
+struct RegistryArgs {
+    /// User name for the registry (with --password-stdin). Without it,
+    /// credentials come from $REGISTRY_AUTH_FILE, the containers auth.json,
+    /// or the Docker config ($DOCKER_CONFIG, ~/.docker) and its helpers.
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    username: Option<String>,
+
+    /// Read the registry password from stdin.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+
+    /// Talk plain HTTP to the registry.
+    #[arg(long)]
+    plain_http: bool,
+
+    /// Do not verify the registry's TLS certificate.
+    #[arg(long)]
+    insecure: bool,
+
+    /// Also trust the PEM CA certificates in FILE.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+
+    /// Compressed layers kept in memory between the two passes; past it a
+    /// layer is downloaded again (suffixes K, M, G, T).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1G")]
+    memory_limit: u64,
+}
+
+/// The image reference, with the registry options when it names a registry.
+fn image_reference(image: &str, args: &RegistryArgs) -> Result<ImageReference> {
+    use initramfs_stream::source::RegistryOptions;
+    let mut reference = ImageReference::parse(image)?;
+    if let ImageReference::Registry { options, .. } = &mut reference {
+        let password = if args.password_stdin {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .context("cannot read the password from stdin")?;
+            let s = s.strip_suffix('\n').unwrap_or(&s);
+            Some(s.strip_suffix('\r').unwrap_or(s).to_string())
+        } else {
+            None
+        };
+        *options = RegistryOptions {
+            username: args.username.clone(),
+            password,
+            plain_http: args.plain_http,
+            insecure: args.insecure,
+            ca_file: args.ca_file.clone(),
+            memory_limit: args.memory_limit,
+        };
+    }
+    Ok(reference)
 }

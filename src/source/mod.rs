@@ -3,10 +3,15 @@
 //!
 //! A reference names a transport and a location, as skopeo spells them:
 //! `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]`.
+//! Anything else is an image in a registry, named as Docker names it
+//! (`alpine`, `host:port/org/app:tag`, `...@sha256:...`, `docker://...`).
 //! Archives are read in place: their members are found by offset and read
-//! with seeks, never extracted.
+//! with seeks, never extracted; registry blobs are streamed.
 
+mod credentials;
 mod digest;
+mod reference;
+pub mod registry;
 pub mod spec;
 mod store;
 
@@ -14,6 +19,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use digest::{Digest, VerifyingReader};
+pub use reference::RegistryImage;
+pub use registry::RegistryOptions;
 pub use spec::{ImageConfig, Platform, RunConfig};
 pub use store::BlobReader;
 
@@ -40,7 +47,24 @@ pub enum ImageReference {
     OciArchive { file: PathBuf, tag: Option<String> },
     /// A `docker save` archive and an optional `NAME:TAG`.
     DockerArchive { file: PathBuf, name: Option<String> },
+    /// An image in a registry, and how to reach it.
+    Registry {
+        image: RegistryImage,
+        options: RegistryOptions,
+    },
 }
+
+/// Transports spelled `NAME:` that are read locally.
+const TRANSPORTS: &[&str] = &["oci", "oci-archive", "docker-archive"];
+/// skopeo transports this tool does not read.
+const UNSUPPORTED: &[&str] = &[
+    "dir",
+    "docker-daemon",
+    "containers-storage",
+    "ostree",
+    "sif",
+    "tarball",
+];
 
 impl ImageReference {
     pub fn parse(s: &str) -> Result<ImageReference, SourceError> {
@@ -58,9 +82,34 @@ impl ImageReference {
                 let (file, name) = split_location(rest);
                 Ok(ImageReference::DockerArchive { file, name })
             }
-            _ => Err(SourceError::new(format!(
-                "'{s}': unknown image reference; use oci:DIR[:TAG], \
-                 oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
+            // `host:port/...` is a registry, whatever the host is called.
+            t if (UNSUPPORTED.contains(&t) || t == "docker")
+                && !rest.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                match rest.strip_prefix("//").filter(|_| t == "docker") {
+                    Some(name) => Self::registry(name, s),
+                    None if t == "docker" => Err(SourceError::new(format!(
+                        "'{s}': a registry image is docker://NAME or just NAME"
+                    ))),
+                    None => Err(SourceError::new(format!(
+                        "'{s}': the {t}: transport is not supported; use a registry NAME[:TAG], \
+                         oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
+                    ))),
+                }
+            }
+            _ => Self::registry(s, s),
+        }
+    }
+
+    fn registry(name: &str, whole: &str) -> Result<ImageReference, SourceError> {
+        match RegistryImage::parse(name) {
+            Ok(image) => Ok(ImageReference::Registry {
+                image,
+                options: RegistryOptions::default(),
+            }),
+            Err(e) => Err(SourceError::new(format!(
+                "{e}; '{whole}' is neither a registry image NAME[:TAG][@DIGEST] nor \
+                 oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
             ))),
         }
     }
@@ -72,6 +121,7 @@ impl fmt::Display for ImageReference {
             ImageReference::OciLayout { dir, tag } => ("oci", dir, tag),
             ImageReference::OciArchive { file, tag } => ("oci-archive", file, tag),
             ImageReference::DockerArchive { file, name } => ("docker-archive", file, name),
+            ImageReference::Registry { image, .. } => return write!(f, "{image}"),
         };
         write!(f, "{transport}:{}", path.display())?;
         if let Some(tag) = tag {
@@ -152,6 +202,10 @@ impl ImageSource {
                 let store = Store::tar(file).await?;
                 let name = name.clone();
                 resolve_docker_archive(store, reference, name.as_deref()).await
+            }
+            ImageReference::Registry { image, options } => {
+                let (image, options) = (image.clone(), options.clone());
+                registry::resolve(reference, &image, &options, platform).await
             }
         }
     }
@@ -558,7 +612,21 @@ mod tests {
                 tag: None
             }
         );
-        assert!(ImageReference::parse("foo").is_err());
+        assert!(matches!(
+            ImageReference::parse("foo").unwrap(),
+            ImageReference::Registry { image, .. } if image.repository == "library/foo"
+        ));
+        assert!(matches!(
+            ImageReference::parse("docker://localhost:5000/a:b").unwrap(),
+            ImageReference::Registry { image, .. } if image.registry == "localhost:5000"
+        ));
+        assert!(ImageReference::parse("./img").is_err());
+        assert!(ImageReference::parse("dir:/tmp/x").is_err());
+        assert!(ImageReference::parse("docker:alpine").is_err());
+        // A host named like a transport prints with docker:// to read back.
+        let r = ImageReference::parse("docker://oci:5000/a:b").unwrap();
+        assert_eq!(r.to_string(), "docker://oci:5000/a:b");
+        assert_eq!(ImageReference::parse(&r.to_string()).unwrap(), r);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum Store {
         file: PathBuf,
         members: HashMap<String, Member>,
     },
+    /// Blobs named `blobs/sha256/HEX`, fetched from a registry.
+    Registry(std::sync::Arc<super::registry::RegistryStore>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +105,7 @@ impl Store {
         match self {
             Store::Dir(dir) => dir.join(name).display().to_string(),
             Store::Tar { file, .. } => format!("{}:{name}", file.display()),
+            Store::Registry(r) => r.describe(name),
         }
     }
 
@@ -126,6 +129,7 @@ impl Store {
                 let reader = BlockingIo(f).take(member.size);
                 Ok((Box::new(reader), member.size))
             }
+            Store::Registry(r) => r.open(name),
         }
     }
 
@@ -133,6 +137,7 @@ impl Store {
         match self {
             Store::Dir(dir) => dir.join(name).is_file(),
             Store::Tar { members, .. } => members.contains_key(&normalize(name)),
+            Store::Registry(r) => r.exists(name),
         }
     }
 

@@ -1,0 +1,908 @@
+//! Images pulled from a registry (the Distribution API): manifests and
+//! configs fetched and verified, layer blobs streamed from the socket.
+//!
+//! oci-client answers the registry's authentication challenge (bearer token
+//! or basic); the GETs themselves are made here, because retrying them needs
+//! what oci-client does not expose: `Retry-After`, `Range` resumption, and
+//! the raw body as `Bytes`.
+//!
+//! Each blob is downloaded once per run: the compressed bytes read by the
+//! header pass are kept (the `Bytes` the socket gave, not copies) for the
+//! content pass, up to `memory_limit`; past it a blob is fetched again.
+//! Nothing goes to disk.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::RegistryOperation;
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use reqwest::StatusCode;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc;
+
+use super::credentials::{self, Credential};
+use super::reference::{RegistryImage, DOCKER_HUB};
+use super::spec::{self, Document, Manifest, MAX_DOCUMENT_SIZE};
+use super::store::{BlobReader, Store};
+use super::{
+    host_platform, image_from_manifest, select_platform, Digest, ImageReference, ImageSource,
+    Platform, SourceError, MAX_INDEX_DEPTH,
+};
+
+/// Default bound on the compressed blobs kept in memory between passes.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+
+const USER_AGENT: &str = concat!("initramfs-stream/", env!("CARGO_PKG_VERSION"));
+/// Attempts per request (connection errors, 429, 5xx) before giving up.
+const ATTEMPTS: u32 = 6;
+/// Interruptions of one blob's body survived before giving up.
+const RESUMES: u32 = 10;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Chunks in flight between a download and its reader.
+const CHANNEL_CHUNKS: usize = 64;
+
+const MANIFEST_TYPES: &[&str] = &[
+    spec::MEDIA_OCI_MANIFEST,
+    spec::MEDIA_OCI_INDEX,
+    spec::MEDIA_DOCKER_MANIFEST,
+    spec::MEDIA_DOCKER_LIST,
+];
+
+/// How to reach a registry: credentials, transport, memory for blobs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryOptions {
+    /// Explicit credentials (`--username`, `--password-stdin`); otherwise
+    /// the auth files and credential helpers are consulted.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Talk HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
+    /// Extra PEM CA certificates to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Compressed blobs kept in memory for the second pass, in bytes.
+    pub memory_limit: u64,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            username: None,
+            password: None,
+            plain_http: false,
+            insecure: false,
+            ca_file: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
+
+impl fmt::Debug for RegistryOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryOptions")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("plain_http", &self.plain_http)
+            .field("insecure", &self.insecure)
+            .field("ca_file", &self.ca_file)
+            .field("memory_limit", &self.memory_limit)
+            .finish()
+    }
+}
+
+/// Resolves a registry image: manifest (through an index by platform),
+/// config, layers.
+pub(super) async fn resolve(
+    reference: ImageReference,
+    image: &RegistryImage,
+    options: &RegistryOptions,
+    platform: Option<&Platform>,
+) -> Result<ImageSource, SourceError> {
+    let client = Arc::new(Client::new(image, options)?);
+    client.authorize().await?;
+    let want = platform.cloned().unwrap_or_else(host_platform);
+    let (mut bytes, mut media_type) = client
+        .manifest(&image.manifest_reference(), image.digest.as_ref())
+        .await?;
+    let mut digest = Digest::of(&bytes);
+    for depth in 0.. {
+        if depth > MAX_INDEX_DEPTH {
+            return Err(SourceError::new(format!(
+                "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
+            )));
+        }
+        let what = format!("{reference}: manifest {digest}");
+        match spec::parse_document(&bytes, &media_type, &what).map_err(SourceError::new)? {
+            Document::Index(index) => {
+                let desc = select_platform(&index, &want, &reference)?;
+                digest = Digest::parse(&desc.digest)
+                    .map_err(|e| SourceError::new(format!("{what}: {e}")))?;
+                (bytes, media_type) = client.manifest(&desc.digest, Some(&digest)).await?;
+            }
+            Document::Manifest(manifest) => {
+                let store = RegistryStore::new(client, &manifest, options.memory_limit)?;
+                return image_from_manifest(
+                    Store::Registry(Arc::new(store)),
+                    reference,
+                    manifest,
+                    Some(digest),
+                )
+                .await;
+            }
+        }
+    }
+    unreachable!("the loop returns or fails within MAX_INDEX_DEPTH")
+}
+
+/// The registry connection: oci-client for the authentication handshake,
+/// reqwest (the same client library, configured the same way) for GETs.
+struct Client {
+    oci: oci_client::Client,
+    http: reqwest::Client,
+    reference: oci_client::Reference,
+    /// `scheme://host/v2/repository`
+    base: String,
+    host: String,
+    auth: RegistryAuth,
+    credential: Option<Credential>,
+    /// Where credentials were looked for, for the message when none fit.
+    looked_in: String,
+    header: tokio::sync::RwLock<Option<HeaderValue>>,
+}
+
+impl Client {
+    fn new(image: &RegistryImage, options: &RegistryOptions) -> Result<Client, SourceError> {
+        // Docker Hub's API lives on its own host.
+        let host = if image.registry == DOCKER_HUB {
+            "registry-1.docker.io".to_string()
+        } else {
+            image.registry.clone()
+        };
+        let scheme = if options.plain_http { "http" } else { "https" };
+        let reference = match &image.digest {
+            Some(d) => oci_client::Reference::with_digest(
+                host.clone(),
+                image.repository.clone(),
+                d.to_string(),
+            ),
+            None => oci_client::Reference::with_tag(
+                host.clone(),
+                image.repository.clone(),
+                image.manifest_reference(),
+            ),
+        };
+
+        let files = credentials::auth_files();
+        let credential = match (&options.username, &options.password) {
+            (Some(u), Some(p)) => Some(Credential {
+                username: u.clone(),
+                password: p.clone(),
+                source: "--username/--password-stdin".into(),
+            }),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(SourceError::new(
+                    "--username and --password-stdin go together",
+                ))
+            }
+            (None, None) => credentials::lookup(&files, &image.registry, &image.repository)?,
+        };
+        let looked_in = std::iter::once("--username".to_string())
+            .chain(files.iter().map(|f| f.display().to_string()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let auth = match &credential {
+            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+            None => RegistryAuth::Anonymous,
+        };
+
+        let mut pem = Vec::new();
+        if let Some(ca) = &options.ca_file {
+            pem = std::fs::read(ca)
+                .map_err(|e| SourceError::new(format!("--ca-file {}: {e}", ca.display())))?;
+        }
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(60))
+            .danger_accept_invalid_certs(options.insecure);
+        let mut oci_config = oci_client::client::ClientConfig {
+            protocol: if options.plain_http {
+                oci_client::client::ClientProtocol::Http
+            } else {
+                oci_client::client::ClientProtocol::Https
+            },
+            accept_invalid_certificates: options.insecure,
+            connect_timeout: Some(Duration::from_secs(30)),
+            read_timeout: Some(Duration::from_secs(60)),
+            user_agent: USER_AGENT,
+            platform_resolver: None,
+            ..Default::default()
+        };
+        if let Some(ca) = &options.ca_file {
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| SourceError::new(format!("--ca-file {}: {e}", ca.display())))?;
+            if certs.is_empty() {
+                return Err(SourceError::new(format!(
+                    "--ca-file {}: no PEM certificate in it",
+                    ca.display()
+                )));
+            }
+            builder = builder.tls_certs_merge(certs);
+            for block in split_pem(&pem) {
+                oci_config
+                    .extra_root_certificates
+                    .push(oci_client::client::Certificate {
+                        encoding: oci_client::client::CertificateEncoding::Pem,
+                        data: block,
+                    });
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| SourceError::new(format!("{host}: cannot set up HTTP: {e}")))?;
+        let oci = oci_client::Client::try_from(oci_config)
+            .map_err(|e| SourceError::new(format!("{host}: cannot set up HTTP: {e}")))?;
+        Ok(Client {
+            oci,
+            http,
+            reference,
+            base: format!("{scheme}://{host}/v2/{}", image.repository),
+            host,
+            auth,
+            credential,
+            looked_in,
+            header: tokio::sync::RwLock::new(None),
+        })
+    }
+
+    /// Answers the registry's challenge: a bearer token for pulling this
+    /// repository, or basic credentials, or nothing.
+    async fn authorize(&self) -> Result<(), SourceError> {
+        let mut attempt = 0;
+        let header = loop {
+            match self
+                .oci
+                .auth(&self.reference, &self.auth, RegistryOperation::Pull)
+                .await
+            {
+                Ok(Some(token)) => break Some(header_value(&format!("Bearer {token}"))?),
+                Ok(None) => break self.credential.as_ref().map(basic).transpose()?,
+                Err(OciDistributionError::AuthenticationFailure(reason)) => {
+                    return Err(self.auth_error(Some(&reason)))
+                }
+                Err(OciDistributionError::RequestError(e)) if retryable(&e) => {
+                    attempt += 1;
+                    if attempt >= ATTEMPTS {
+                        return Err(SourceError::new(format!(
+                            "{}: cannot reach the registry: {}",
+                            self.host,
+                            chain(&e)
+                        )));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(OciDistributionError::RequestError(e)) => {
+                    return Err(SourceError::new(format!(
+                        "{}: cannot reach the registry: {}",
+                        self.host,
+                        chain(&e)
+                    )))
+                }
+                Err(e) => {
+                    return Err(SourceError::new(format!(
+                        "{}: authentication: {e}",
+                        self.host
+                    )))
+                }
+            }
+        };
+        *self.header.write().await = header;
+        Ok(())
+    }
+
+    fn auth_error(&self, reason: Option<&str>) -> SourceError {
+        let reason = reason
+            .map(|r| r.lines().next().unwrap_or("").trim().to_string())
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        match &self.credential {
+            Some(c) => SourceError::new(format!(
+                "{}: authentication failed for user '{}' with credentials from {}{reason}",
+                self.host, c.username, c.source
+            )),
+            None => SourceError::new(format!(
+                "{}: authentication required, and no credentials for it were found (looked in {}){reason}",
+                self.host, self.looked_in
+            )),
+        }
+    }
+
+    /// GET with retries: connection errors, 429 and 5xx are retried with
+    /// backoff (or after `Retry-After`); a 401 renews the authorization once
+    /// (tokens expire). `from` > 0 asks for the rest of a blob. Requests to
+    /// other hosts (foreign layer URLs) carry no credentials.
+    async fn get(
+        &self,
+        url: &str,
+        accept: &[&str],
+        from: u64,
+        foreign: bool,
+    ) -> Result<reqwest::Response, SourceError> {
+        let mut attempt = 0;
+        let mut renewed = false;
+        loop {
+            let mut request = self.http.get(url);
+            if !accept.is_empty() {
+                request = request.header(ACCEPT, accept.join(", "));
+            }
+            if from > 0 {
+                request = request.header(RANGE, format!("bytes={from}-"));
+            }
+            if !foreign {
+                if let Some(h) = self.header.read().await.clone() {
+                    request = request.header(AUTHORIZATION, h);
+                }
+            }
+            let wait = match request.send().await {
+                Err(e) if retryable(&e) && attempt + 1 < ATTEMPTS => backoff(attempt + 1),
+                Err(e) => {
+                    return Err(SourceError::new(format!("GET {url}: {}", chain(&e))));
+                }
+                Ok(r) if r.status().is_success() => return Ok(r),
+                Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !foreign => {
+                    if renewed {
+                        return Err(self.auth_error(None));
+                    }
+                    renewed = true;
+                    self.authorize().await?;
+                    continue;
+                }
+                Ok(r)
+                    if (r.status() == StatusCode::TOO_MANY_REQUESTS
+                        || r.status().is_server_error())
+                        && attempt + 1 < ATTEMPTS =>
+                {
+                    retry_after(&r).unwrap_or_else(|| backoff(attempt + 1))
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    let detail = registry_message(r).await;
+                    return Err(SourceError::new(format!("GET {url}: {status}{detail}")));
+                }
+            };
+            attempt += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// A manifest or index by tag or digest, with its media type. Fetched by
+    /// digest, its bytes must hash to it.
+    async fn manifest(
+        &self,
+        reference: &str,
+        expected: Option<&Digest>,
+    ) -> Result<(Vec<u8>, String), SourceError> {
+        let url = format!("{}/manifests/{reference}", self.base);
+        let what = format!("{}: manifest {reference}", self.host);
+        let mut attempt = 0;
+        loop {
+            let response = self.get(&url, MANIFEST_TYPES, 0, false).await?;
+            let media_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
+                .filter(|v| v.starts_with("application/vnd."))
+                .unwrap_or_default();
+            let header_digest = response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| Digest::parse(v).ok());
+            match read_limited(response, MAX_DOCUMENT_SIZE).await {
+                Ok(Some(bytes)) => {
+                    let got = Digest::of(&bytes);
+                    if let Some(want) = expected.or(header_digest.as_ref()) {
+                        if *want != got {
+                            return Err(SourceError::new(format!(
+                                "{what}: digest mismatch: expected {want}, got {got}"
+                            )));
+                        }
+                    }
+                    return Ok((bytes, media_type));
+                }
+                Ok(None) => {
+                    return Err(SourceError::new(format!(
+                        "{what}: larger than the {MAX_DOCUMENT_SIZE}-byte limit for a document"
+                    )))
+                }
+                Err(e) if attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    let _ = e;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(SourceError::new(format!("{what}: {}", chain(&e)))),
+            }
+        }
+    }
+
+    /// Streams a blob into `tx`, resuming with a Range request after an
+    /// interruption. Foreign layers are tried at their URLs first.
+    async fn download(
+        &self,
+        digest: &Digest,
+        info: &BlobInfo,
+        tx: &mpsc::Sender<std::io::Result<Bytes>>,
+        mut keep: Option<&mut Vec<Bytes>>,
+    ) -> Result<(), SourceError> {
+        let what = format!("blob {digest}");
+        let mut sources: Vec<(String, bool)> =
+            info.urls.iter().map(|u| (u.clone(), true)).collect();
+        sources.push((format!("{}/blobs/{digest}", self.base), false));
+        let mut source = 0;
+        let mut received: u64 = 0;
+        let mut interruptions = 0;
+        loop {
+            let (url, foreign) = &sources[source];
+            let response = match self.get(url, &[], received, *foreign).await {
+                Ok(r) => r,
+                Err(e) if source + 1 < sources.len() => {
+                    let _ = e;
+                    source += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // Without Range support the body starts again from byte 0.
+            let mut skip = 0;
+            if received > 0 {
+                let resumed_at = (response.status() == StatusCode::PARTIAL_CONTENT)
+                    .then(|| content_range_start(&response))
+                    .flatten();
+                match resumed_at {
+                    Some(start) if start == received => {}
+                    Some(start) => {
+                        return Err(SourceError::new(format!(
+                            "{what}: asked to resume at byte {received}, got bytes from {start}"
+                        )))
+                    }
+                    None => skip = received,
+                }
+            }
+            let mut response = response;
+            let ended = loop {
+                match response.chunk().await {
+                    Ok(Some(mut chunk)) => {
+                        if skip > 0 {
+                            let n = skip.min(chunk.len() as u64);
+                            skip -= n;
+                            let _ = chunk.split_to(n as usize);
+                            if chunk.is_empty() {
+                                continue;
+                            }
+                        }
+                        received += chunk.len() as u64;
+                        if received > info.size {
+                            return Err(SourceError::new(format!(
+                                "{what}: more than the {} bytes the manifest gives",
+                                info.size
+                            )));
+                        }
+                        if let Some(kept) = keep.as_deref_mut() {
+                            kept.push(chunk.clone());
+                        }
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            return Ok(()); // the reader stopped; its error is reported
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(chain(&e)),
+                }
+            };
+            if ended.is_none() && received == info.size {
+                return Ok(());
+            }
+            interruptions += 1;
+            if interruptions > RESUMES {
+                return Err(SourceError::new(format!(
+                    "{what}: interrupted {interruptions} times, at byte {received} of {}: {}",
+                    info.size,
+                    ended.unwrap_or_else(|| "the body ended early".into())
+                )));
+            }
+            tokio::time::sleep(backoff(interruptions.min(4))).await;
+        }
+    }
+}
+
+/// Everything a manifest says about one blob that a download needs.
+#[derive(Debug, Clone)]
+struct BlobInfo {
+    size: u64,
+    urls: Vec<String>,
+    /// How many layers of the image are this blob (0 for the config).
+    layers: usize,
+}
+
+/// The blobs of one resolved image and the ones kept in memory.
+pub struct RegistryStore {
+    client: Arc<Client>,
+    blobs: HashMap<Digest, BlobInfo>,
+    limit: u64,
+    cache: Arc<Mutex<Cache>>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Bytes reserved for blobs kept or being kept.
+    reserved: u64,
+    /// Blobs whose first download is keeping its bytes.
+    filling: hashbrown::HashSet<Digest>,
+    kept: HashMap<Digest, Kept>,
+}
+
+struct Kept {
+    chunks: Vec<Bytes>,
+    /// Opens still expected: each layer is read once per pass.
+    reads_left: usize,
+}
+
+impl RegistryStore {
+    fn new(
+        client: Arc<Client>,
+        manifest: &Manifest,
+        limit: u64,
+    ) -> Result<RegistryStore, SourceError> {
+        let mut blobs: HashMap<Digest, BlobInfo> = HashMap::new();
+        let config = Digest::parse(&manifest.config.digest)
+            .map_err(|e| SourceError::new(format!("{}: config: {e}", client.host)))?;
+        blobs.insert(
+            config,
+            BlobInfo {
+                size: manifest.config.size,
+                urls: Vec::new(),
+                layers: 0,
+            },
+        );
+        for (i, layer) in manifest.layers.iter().enumerate() {
+            let digest = Digest::parse(&layer.digest)
+                .map_err(|e| SourceError::new(format!("{}: layer {i}: {e}", client.host)))?;
+            let urls = layer
+                .urls
+                .iter()
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .cloned()
+                .collect();
+            blobs
+                .entry(digest)
+                .or_insert(BlobInfo {
+                    size: layer.size,
+                    urls,
+                    layers: 0,
+                })
+                .layers += 1;
+        }
+        Ok(RegistryStore {
+            client,
+            blobs,
+            limit,
+            cache: Arc::default(),
+        })
+    }
+
+    pub fn describe(&self, name: &str) -> String {
+        format!(
+            "{}/{}",
+            self.client.base,
+            name.replace("blobs/sha256/", "blobs/sha256:")
+        )
+    }
+
+    fn digest_of(name: &str) -> Option<Digest> {
+        Digest::parse(&format!("sha256:{}", name.strip_prefix("blobs/sha256/")?)).ok()
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        Self::digest_of(name).is_some_and(|d| self.blobs.contains_key(&d))
+    }
+
+    /// A stream of the blob's bytes: from memory when the first pass kept
+    /// them, else from the registry (kept for the next pass when it fits).
+    pub fn open(&self, name: &str) -> Result<(BlobReader, u64), SourceError> {
+        let digest = Self::digest_of(name)
+            .filter(|d| self.blobs.contains_key(d))
+            .ok_or_else(|| {
+                SourceError::new(format!("{}: not part of the image", self.describe(name)))
+            })?;
+        let info = self.blobs[&digest].clone();
+        let keep = {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(kept) = cache.kept.get_mut(&digest) {
+                kept.reads_left = kept.reads_left.saturating_sub(1);
+                let chunks = if kept.reads_left == 0 {
+                    // The last read: memory is freed as it is consumed.
+                    cache
+                        .kept
+                        .remove(&digest)
+                        .map(|k| k.chunks)
+                        .unwrap_or_default()
+                } else {
+                    kept.chunks.clone()
+                };
+                let reader = ChunkReader {
+                    chunks: chunks.into(),
+                };
+                return Ok((Box::new(reader), info.size));
+            }
+            let fits = cache.reserved.saturating_add(info.size) <= self.limit;
+            let keep = info.layers > 0 && fits && !cache.filling.contains(&digest);
+            if keep {
+                cache.reserved += info.size;
+                cache.filling.insert(digest.clone());
+            }
+            keep
+        };
+
+        let size = info.size;
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let client = Arc::clone(&self.client);
+        let cache = Arc::clone(&self.cache);
+        tokio::spawn(async move {
+            let mut kept = keep.then(Vec::new);
+            let result = client.download(&digest, &info, &tx, kept.as_mut()).await;
+            if keep {
+                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+                cache.filling.remove(&digest);
+                let complete = result.is_ok() && !tx.is_closed();
+                match kept.filter(|_| complete) {
+                    Some(chunks) => {
+                        let reads_left = 2 * info.layers - 1;
+                        cache.kept.insert(digest, Kept { chunks, reads_left });
+                    }
+                    None => cache.reserved -= info.size,
+                }
+            }
+            if let Err(e) = result {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+        });
+        Ok((
+            Box::new(ChannelReader {
+                rx,
+                current: Bytes::new(),
+            }),
+            size,
+        ))
+    }
+}
+
+/// A download as it arrives.
+struct ChannelReader {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl AsyncRead for ChannelReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        while self.current.is_empty() {
+            match self.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(Some(Ok(bytes))) => self.current = bytes,
+            }
+        }
+        let n = self.current.len().min(buf.remaining());
+        let chunk = self.current.split_to(n);
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A blob kept in memory; chunks are dropped as they are read.
+struct ChunkReader {
+    chunks: std::collections::VecDeque<Bytes>,
+}
+
+impl AsyncRead for ChunkReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        while let Some(front) = self.chunks.front_mut() {
+            if front.is_empty() {
+                self.chunks.pop_front();
+                continue;
+            }
+            let n = front.len().min(buf.remaining());
+            buf.put_slice(&front.split_to(n));
+            break;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn basic(c: &Credential) -> Result<HeaderValue, SourceError> {
+    use base64::Engine;
+    let raw = format!("{}:{}", c.username, c.password);
+    header_value(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    ))
+}
+
+fn header_value(s: &str) -> Result<HeaderValue, SourceError> {
+    let mut v = HeaderValue::from_str(s)
+        .map_err(|_| SourceError::new("credentials contain characters not allowed in HTTP"))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Connection-level failures are retried; TLS failures are not (a
+/// certificate that does not verify will not verify next time either).
+fn retryable(e: &reqwest::Error) -> bool {
+    if e.is_builder() || e.is_redirect() {
+        return false;
+    }
+    let text = chain(e).to_ascii_lowercase();
+    !(text.contains("certificate") || text.contains("corrupt message"))
+}
+
+/// An error and its causes on one line, with a hint for HTTPS spoken to a
+/// plain-HTTP server.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = causes(e);
+    if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        text.push_str(" (is it a plain-HTTP registry? then use --plain-http)");
+    }
+    text
+}
+
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
+}
+
+fn backoff(attempt: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
+/// `Retry-After` in seconds (registries do not send HTTP dates in practice).
+fn retry_after(r: &reqwest::Response) -> Option<Duration> {
+    let secs: u64 = r
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+fn content_range_start(r: &reqwest::Response) -> Option<u64> {
+    let v = r.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    let range = v.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
+}
+
+/// The body of a small document, or `None` past `limit`.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// The registry's own words for an error (`{"errors":[{"message":...}]}`).
+async fn registry_message(r: reqwest::Response) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        message: String,
+    }
+    let Ok(Some(body)) = read_limited(r, 64 * 1024).await else {
+        return String::new();
+    };
+    match serde_json::from_slice::<Envelope>(&body) {
+        Ok(env) if !env.errors.is_empty() => {
+            let msgs: Vec<String> = env.errors.into_iter().map(|e| e.message).collect();
+            format!(" ({})", msgs.join("; "))
+        }
+        _ => String::new(),
+    }
+}
+
+fn split_pem(pem: &[u8]) -> Vec<Vec<u8>> {
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.starts_with("-----BEGIN CERTIFICATE-----") {
+            current.clear();
+        }
+        current.push_str(line);
+        current.push('\n');
+        if line.starts_with("-----END CERTIFICATE-----") {
+            out.push(std::mem::take(&mut current).into_bytes());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn chunk_reader_reads_every_chunk() {
+        let mut r = ChunkReader {
+            chunks: vec![
+                Bytes::from_static(b"ab"),
+                Bytes::new(),
+                Bytes::from_static(b"cde"),
+            ]
+            .into(),
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"abcde");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        assert_eq!(backoff(1), FIRST_BACKOFF);
+        assert_eq!(backoff(2), FIRST_BACKOFF * 2);
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn pem_blocks() {
+        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
+        let blocks = split_pem(pem);
+        assert_eq!(blocks.len(), 2);
+        assert!(String::from_utf8_lossy(&blocks[1]).contains("BBB"));
+    }
+}
