@@ -28,6 +28,7 @@
 
 use hashbrown::HashMap;
 
+use crate::cpio::MAX_NAME_LEN;
 use crate::layer::{EntryKind, LayerEntry, Meta};
 use crate::path;
 
@@ -74,6 +75,10 @@ enum NodeKind {
 #[derive(Debug)]
 struct Node {
     parent: NodeId,
+    /// Length of the node's archive name: bounded by the kernel's limit, so
+    /// that no chain of symlinks or implicit parents builds a tree whose
+    /// names cost memory quadratic in its depth.
+    name_len: u32,
     /// The last layer that wrote this node or something below it.
     upper: u32,
     meta: Meta,
@@ -102,6 +107,7 @@ impl MergeIndex {
         MergeIndex {
             nodes: vec![Node {
                 parent: ROOT,
+                name_len: 0,
                 upper: 0,
                 meta: IMPLICIT_DIR,
                 kind: NodeKind::Dir(HashMap::new()),
@@ -138,7 +144,8 @@ impl MergeIndex {
         };
         let comps = path::components(&entry.path);
         let Some((&base, parent)) = comps.split_last() else {
-            // The root itself: its metadata is the booted system's, not the image's.
+            // The root itself: its metadata is the booted system's, not the
+            // image's. The layer reader refuses non-directories here.
             return Ok(());
         };
 
@@ -214,7 +221,7 @@ impl MergeIndex {
         if let Some(id) = existing {
             self.remove(id);
         }
-        self.insert(dir, base, layer, meta, kind)?;
+        self.insert(dir, base, layer, meta, kind, &err)?;
         Ok(())
     }
 
@@ -240,7 +247,10 @@ impl MergeIndex {
             return Ok(()); // other aufs metadata (.wh..wh.plnk, ...) hides nothing
         }
         if hidden.is_empty() || hidden == b"." || hidden == b".." {
-            return Err(err("whiteout of an invalid name"));
+            return Err(err(&format!(
+                "whiteout of an invalid name '{}' (it would delete its own directory)",
+                String::from_utf8_lossy(hidden)
+            )));
         }
         if let Some(id) = self.child(dir, hidden) {
             if self.nodes[id as usize].upper == layer {
@@ -265,7 +275,7 @@ impl MergeIndex {
         let missing = || {
             err(&format!(
                 "hardlink target {} does not exist",
-                path::display(target)
+                path::display(&path::join(&comps))
             ))
         };
         let dir = self.resolve(parent, None, err)?.ok_or_else(missing)?;
@@ -307,9 +317,14 @@ impl MergeIndex {
             let next = match self.child(cur, &c) {
                 Some(id) => id,
                 None => match create {
-                    Some(layer) => {
-                        self.insert(cur, &c, layer, IMPLICIT_DIR, NodeKind::Dir(HashMap::new()))?
-                    }
+                    Some(layer) => self.insert(
+                        cur,
+                        &c,
+                        layer,
+                        IMPLICIT_DIR,
+                        NodeKind::Dir(HashMap::new()),
+                        err,
+                    )?,
                     None => return Ok(None),
                 },
             };
@@ -336,7 +351,7 @@ impl MergeIndex {
                 _ if create.is_some() => {
                     return Err(err(&format!(
                         "parent {} is not a directory",
-                        path::display(&c)
+                        path::display(&self.name_of(next))
                     )))
                 }
                 _ => return Ok(None),
@@ -352,12 +367,21 @@ impl MergeIndex {
         layer: u32,
         meta: Meta,
         kind: NodeKind,
+        err: &dyn Fn(&str) -> IndexError,
     ) -> Result<NodeId, IndexError> {
         if self.live >= self.max_paths {
             return Err(IndexError::TooManyPaths(self.max_paths));
         }
+        let parent_len = self.nodes[dir as usize].name_len as usize;
+        let name_len = if dir == ROOT { 0 } else { parent_len + 1 } + name.len();
+        if name_len > MAX_NAME_LEN {
+            return Err(err(&format!(
+                "resolves to a name of {name_len} bytes, the kernel skips names over {MAX_NAME_LEN}"
+            )));
+        }
         let node = Node {
             parent: dir,
+            name_len: name_len as u32,
             upper: layer,
             meta,
             kind,
@@ -398,19 +422,39 @@ impl MergeIndex {
         }
     }
 
-    /// Removes everything below `dir` that `layer` did not write.
+    /// Removes everything below `dir` that `layer` did not write. A loop,
+    /// not recursion: trees may be thousands of levels deep.
     fn clear_lower(&mut self, dir: NodeId, layer: u32) {
-        let children: Vec<NodeId> = match &self.nodes[dir as usize].kind {
-            NodeKind::Dir(c) => c.values().copied().collect(),
-            _ => return,
-        };
-        for c in children {
-            if self.nodes[c as usize].upper == layer {
-                self.clear_lower(c, layer);
-            } else {
-                self.remove(c);
+        let mut dirs = vec![dir];
+        while let Some(d) = dirs.pop() {
+            let children: Vec<NodeId> = match &self.nodes[d as usize].kind {
+                NodeKind::Dir(c) => c.values().copied().collect(),
+                _ => continue,
+            };
+            for c in children {
+                if self.nodes[c as usize].upper == layer {
+                    dirs.push(c);
+                } else {
+                    self.remove(c);
+                }
             }
         }
+    }
+
+    /// The archive name of a node, for messages.
+    fn name_of(&self, mut id: NodeId) -> Vec<u8> {
+        let mut parts: Vec<&[u8]> = Vec::new();
+        while id != ROOT {
+            let parent = self.nodes[id as usize].parent;
+            if let NodeKind::Dir(children) = &self.nodes[parent as usize].kind {
+                if let Some((name, _)) = children.iter().find(|(_, c)| **c == id) {
+                    parts.push(name);
+                }
+            }
+            id = parent;
+        }
+        parts.reverse();
+        path::join(&parts)
     }
 
     /// Looks a path up in the final tree, taking every component literally

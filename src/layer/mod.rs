@@ -9,11 +9,15 @@
 mod decompress;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use decompress::{Compression, Decompressor};
+
+use decompress::{stage_error, Stage, Tagged};
 
 use crate::source::{BlobReader, Digest, VerifyingReader};
 
@@ -77,6 +81,10 @@ pub struct LayerHeaders {
 pub enum LayerError {
     #[error("layer {layer}: {message}")]
     Malformed { layer: usize, message: String },
+    /// The layer's stored bytes could not be read or verified; the message
+    /// names the layer and blob itself.
+    #[error("{0}")]
+    Blob(String),
     #[error("layer {layer}: too many entries (more than {limit}); raise --max-entries if the image is genuine")]
     TooManyEntries { layer: usize, limit: usize },
 }
@@ -87,6 +95,65 @@ fn malformed(layer: usize, message: impl std::fmt::Display) -> LayerError {
         message: message.to_string(),
     }
 }
+
+/// An error of the tar stream, named by where it broke: the blob, the
+/// decompression, a bound, or the tar format after the entry `after`.
+fn stream_error(layer: usize, e: std::io::Error, after: Option<&[u8]>) -> LayerError {
+    let what = sanitize(&e.to_string());
+    match decompress::stage_of(&e) {
+        Some(Stage::Blob) => LayerError::Blob(what),
+        Some(Stage::Decode | Stage::Limit) => malformed(layer, what),
+        None => {
+            let at = match after {
+                Some(p) => format!("after the entry {}", short(p)),
+                None => "at its first entry".to_string(),
+            };
+            if e.kind() == std::io::ErrorKind::UnexpectedEof || what.contains("unexpected EOF") {
+                malformed(
+                    layer,
+                    format!("tar data ends early {at} (truncated layer?): {what}"),
+                )
+            } else {
+                malformed(layer, format!("invalid tar {at}: {what}"))
+            }
+        }
+    }
+}
+
+/// A message from a parser that may quote hostile bytes: control
+/// characters escaped (no terminal escapes, one line), length bounded.
+fn sanitize(s: &str) -> String {
+    const MAX: usize = 300;
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.len() >= MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A path for messages, cut to a readable length.
+fn short(path: &[u8]) -> String {
+    const MAX: usize = 200;
+    let shown = sanitize(&crate::path::display(&path[..path.len().min(MAX)]));
+    if path.len() > MAX {
+        format!("{shown}... ({} bytes)", path.len())
+    } else {
+        shown
+    }
+}
+
+/// Bytes of tar metadata (PAX records, GNU long names and link names, sparse
+/// maps) one entry may have. The tar reader holds them in memory, so a
+/// larger claim is refused before it is read.
+pub const MAX_METADATA: u64 = 1 << 20;
 
 /// Bounds on what one layer may contain, and which small files to keep.
 #[derive(Debug, Clone, Copy)]
@@ -116,11 +183,14 @@ pub async fn open_tar(
         .map_err(|e| malformed(layer, e))?;
     let compression = decompressor.compression();
     let stream: TarStream = match diff_id {
-        Some(d) => Box::new(VerifyingReader::new(
-            decompressor,
-            d.clone(),
-            format!("layer {layer} (diff_id {d})"),
-        )),
+        Some(d) => Box::new(Tagged {
+            inner: VerifyingReader::new(
+                decompressor,
+                d.clone(),
+                format!("layer {layer} (diff_id {d})"),
+            ),
+            stage: Stage::Blob,
+        }),
         None => Box::new(decompressor),
     };
     Ok((stream, compression))
@@ -135,21 +205,21 @@ pub async fn scan_layer(
     limits: ScanLimits,
 ) -> Result<LayerHeaders, LayerError> {
     let (stream, compression) = open_tar(blob, layer, diff_id).await?;
-    let stream: TarStream = Box::new(BoundedReader {
-        inner: stream,
-        left: limits.max_tar_bytes,
-        limit: limits.max_tar_bytes,
-    });
-    let mut archive = tokio_tar::Archive::new(stream);
+    let (stream, window) = GuardedReader::new(stream, limits.max_tar_bytes);
+    let mut archive = tokio_tar::Archive::new(Box::new(stream) as TarStream);
     let mut headers = LayerHeaders {
         compression: Some(compression),
         ..LayerHeaders::default()
     };
     {
-        let mut entries = archive.entries().map_err(|e| malformed(layer, e))?;
+        let mut entries = archive
+            .entries()
+            .map_err(|e| stream_error(layer, e, None))?;
         let mut ordinal: u32 = 0;
+        let mut last: Option<Vec<u8>> = None;
         while let Some(entry) = entries.next().await {
-            let mut entry = entry.map_err(|e| malformed(layer, e))?;
+            let mut entry = entry.map_err(|e| stream_error(layer, e, last.as_deref()))?;
+            window.after(&entry).map_err(|e| malformed(layer, e))?;
             if headers.entries.len() >= limits.max_entries {
                 return Err(LayerError::TooManyEntries {
                     layer,
@@ -161,10 +231,11 @@ pub async fn scan_layer(
                     if size <= limits.capture_limit && is_captured(&e.path, limits.capture) {
                         let body = read_body(&mut entry, limits.capture_limit)
                             .await
-                            .map_err(|err| malformed(layer, err))?;
+                            .map_err(|err| stream_error(layer, err, Some(&e.path)))?;
                         headers.captured.push((ordinal, body));
                     }
                 }
+                last = Some(e.path.clone());
                 headers.entries.push(e);
             }
             ordinal = ordinal
@@ -172,17 +243,41 @@ pub async fn scan_layer(
                 .ok_or_else(|| malformed(layer, "more than 2^32 entries"))?;
         }
     }
+    window.open();
     let mut rest = archive
         .into_inner()
         .map_err(|_| malformed(layer, "tar reader still in use"))?;
     // Trailing zero blocks and any padding count towards the digest.
     tokio::io::copy(&mut rest, &mut tokio::io::sink())
         .await
-        .map_err(|e| malformed(layer, e))?;
+        .map_err(|e| stream_error(layer, e, None))?;
     Ok(headers)
 }
 
 type TarEntry = tokio_tar::Entry<tokio_tar::Archive<TarStream>>;
+
+/// What an entry's name may not hold: the kernel reads newc names as C
+/// strings, so a NUL would make the archive name another path than the
+/// one this tool resolved; and no Linux path is longer than PATH_MAX.
+fn check_name(what: &str, name: &[u8]) -> Result<(), String> {
+    if name.contains(&0) {
+        return Err(format!("{what} contains a NUL byte"));
+    }
+    if name.len() > crate::cpio::MAX_NAME_LEN {
+        return Err(format!(
+            "{what} is {} bytes, the kernel skips names and link targets over {}",
+            name.len(),
+            crate::cpio::MAX_NAME_LEN
+        ));
+    }
+    Ok(())
+}
+
+/// An id that must fit newc's 32-bit field: a larger one would wrap
+/// (2^32 would become root).
+fn id32(what: &str, v: u64) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("{what} {v} does not fit in 32 bits"))
+}
 
 async fn read_header(
     entry: &mut TarEntry,
@@ -190,26 +285,35 @@ async fn read_header(
     layer: usize,
     xattrs: &mut BTreeSet<String>,
 ) -> Result<Option<LayerEntry>, LayerError> {
-    let path = entry
+    let raw_path = entry
         .path_bytes()
-        .map_err(|e| malformed(layer, e))?
+        .map_err(|e| malformed(layer, format!("entry {ordinal}: path: {e}")))?
         .into_owned();
-    let name = || String::from_utf8_lossy(&path).into_owned();
-    let bad = |what: &str, e: std::io::Error| malformed(layer, format!("{}: {what}: {e}", name()));
+    let fail = |message: String| malformed(layer, format!("{}: {message}", short(&raw_path)));
+    let bad = |what: &str, e: std::io::Error| fail(format!("{what}: {e}"));
+    if raw_path.contains(&0) {
+        return Err(fail("name contains a NUL byte".into()));
+    }
+    // Stored normalised: the index reads components only, and a raw name
+    // of `a/../` repeated could be any length.
+    let path = crate::path::join(&crate::path::components(&raw_path));
+    check_name("name", &path).map_err(fail)?;
     let header = entry.header();
     let kind_byte = header.entry_type();
     let mut meta = Meta {
         mode: header.mode().map_err(|e| bad("mode", e))? & 0o7777,
-        uid: header.uid().map_err(|e| bad("uid", e))? as u32,
-        gid: header.gid().map_err(|e| bad("gid", e))? as u32,
+        uid: id32("uid", header.uid().map_err(|e| bad("uid", e))?).map_err(fail)?,
+        gid: id32("gid", header.gid().map_err(|e| bad("gid", e))?).map_err(fail)?,
         mtime: header.mtime().map_err(|e| bad("mtime", e))?,
     };
     let link_target = || -> Result<Vec<u8>, LayerError> {
-        entry
+        let target = entry
             .link_name_bytes()
             .map_err(|e| bad("link name", e))?
             .map(|c| c.into_owned())
-            .ok_or_else(|| malformed(layer, format!("{}: link without a target", name())))
+            .ok_or_else(|| fail("link without a target".into()))?;
+        check_name("link target", &target).map_err(fail)?;
+        Ok(target)
     };
     use tokio_tar::EntryType as T;
     let kind = match kind_byte {
@@ -239,9 +343,23 @@ async fn read_header(
             }
         }
         T::Fifo => EntryKind::Fifo,
-        // Global PAX headers and other metadata-only entries carry no file.
-        _ => return Ok(None),
+        // Global PAX headers carry no file; the reader applies nothing of them.
+        T::XGlobalHeader => return Ok(None),
+        // GNU tar extracts unknown types as files, umoci refuses them: a
+        // file list that depends on the reader is refused.
+        other => {
+            return Err(fail(format!(
+                "unsupported tar entry type '{}'",
+                std::ascii::escape_default(other.as_byte())
+            )))
+        }
     };
+
+    // umoci refuses to change the root's type; dropping the entry would
+    // lose it silently.
+    if path.is_empty() && kind != EntryKind::Dir {
+        return Err(fail("only a directory can stand at the root".into()));
+    }
 
     // PAX records override the ustar fields they name (large ids, precise
     // times) and carry xattrs.
@@ -257,14 +375,29 @@ async fn read_header(
                     .and_then(|v| v.parse::<u64>().ok())
             };
             match key {
-                b"uid" => meta.uid = number().unwrap_or(meta.uid as u64) as u32,
-                b"gid" => meta.gid = number().unwrap_or(meta.gid as u64) as u32,
+                b"uid" => {
+                    if let Some(v) = number() {
+                        meta.uid = id32("pax uid", v).map_err(fail)?;
+                    }
+                }
+                b"gid" => {
+                    if let Some(v) = number() {
+                        meta.gid = id32("pax gid", v).map_err(fail)?;
+                    }
+                }
                 b"mtime" => meta.mtime = number().unwrap_or(meta.mtime),
                 k if k.starts_with(b"SCHILY.xattr.") => {
                     xattrs.insert(String::from_utf8_lossy(&k[13..]).into_owned());
                 }
                 k if k.starts_with(b"LIBARCHIVE.xattr.") => {
                     xattrs.insert(String::from_utf8_lossy(&k[17..]).into_owned());
+                }
+                // GNU tar expands PAX sparse files to their real name and
+                // size; read as plain entries they would be another file.
+                k if k.starts_with(b"GNU.sparse.") => {
+                    return Err(fail(
+                        "PAX sparse files (GNU.sparse.*) are not supported".into(),
+                    ));
                 }
                 _ => {}
             }
@@ -283,6 +416,7 @@ pub struct LayerReader {
     layer: usize,
     entries: tokio_tar::Entries<TarStream>,
     archive: tokio_tar::Archive<TarStream>,
+    window: Window,
     next_ordinal: u32,
 }
 
@@ -293,12 +427,16 @@ impl LayerReader {
         diff_id: Option<&Digest>,
     ) -> Result<LayerReader, LayerError> {
         let (stream, _) = open_tar(blob, layer, diff_id).await?;
-        let mut archive = tokio_tar::Archive::new(stream);
-        let entries = archive.entries().map_err(|e| malformed(layer, e))?;
+        let (stream, window) = GuardedReader::new(stream, u64::MAX);
+        let mut archive = tokio_tar::Archive::new(Box::new(stream) as TarStream);
+        let entries = archive
+            .entries()
+            .map_err(|e| stream_error(layer, e, None))?;
         Ok(LayerReader {
             layer,
             entries,
             archive,
+            window,
             next_ordinal: 0,
         })
     }
@@ -317,6 +455,9 @@ impl LayerReader {
                         format!("entry {ordinal} vanished on the second read"),
                     )
                 })?
+                .map_err(|e| stream_error(self.layer, e, None))?;
+            self.window
+                .after(&entry)
                 .map_err(|e| malformed(self.layer, e))?;
             let this = self.next_ordinal;
             self.next_ordinal += 1;
@@ -335,30 +476,89 @@ impl LayerReader {
             layer,
             mut entries,
             archive,
+            window,
             ..
         } = self;
         while let Some(entry) = entries.next().await {
-            entry.map_err(|e| malformed(layer, e))?;
+            let entry = entry.map_err(|e| stream_error(layer, e, None))?;
+            window.after(&entry).map_err(|e| malformed(layer, e))?;
         }
         drop(entries);
+        window.open();
         let mut rest = archive
             .into_inner()
             .map_err(|_| malformed(layer, "tar reader still in use"))?;
         tokio::io::copy(&mut rest, &mut tokio::io::sink())
             .await
-            .map_err(|e| malformed(layer, e))?;
+            .map_err(|e| stream_error(layer, e, None))?;
         Ok(())
     }
 }
 
-/// Fails once more than `limit` bytes have been read.
-struct BoundedReader {
-    inner: TarStream,
-    left: u64,
-    limit: u64,
+/// How far into the tar stream the reader may go: up to the end of the
+/// last entry handed out plus [`MAX_METADATA`]. The tar reader buffers
+/// extension records whole before it returns the entry they describe, so
+/// this bound is what keeps a forged 4 GiB long name out of memory.
+#[derive(Clone)]
+struct Window(Arc<AtomicU64>);
+
+impl Window {
+    /// Moves the bound past `entry`'s data.
+    fn after(&self, entry: &TarEntry) -> Result<(), String> {
+        let end = data_end(entry)?;
+        self.0
+            .store(end.saturating_add(MAX_METADATA), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// No bound: only trailing blocks and padding are left to read.
+    fn open(&self) {
+        self.0.store(u64::MAX, Ordering::Relaxed);
+    }
 }
 
-impl AsyncRead for BoundedReader {
+/// Offset in the tar stream where `entry`'s stored data ends (padded to a
+/// block): where the next header may start.
+fn data_end(entry: &TarEntry) -> Result<u64, String> {
+    let stored = if entry.header().entry_type() == tokio_tar::EntryType::GNUSparse {
+        // An old GNU sparse entry stores fewer bytes than its real size.
+        entry
+            .header()
+            .raw_entry_size()
+            .map_err(|e| format!("sparse entry size: {e}"))?
+    } else {
+        entry.effective_size()
+    };
+    stored
+        .checked_add(511)
+        .map(|s| s & !511)
+        .and_then(|s| s.checked_add(entry.raw_file_position()))
+        .ok_or_else(|| "entry size overflows".to_string())
+}
+
+/// Fails once more than `limit` bytes have been read, or once the reader
+/// passes the [`Window`].
+struct GuardedReader {
+    inner: TarStream,
+    read: u64,
+    limit: u64,
+    window: Window,
+}
+
+impl GuardedReader {
+    fn new(inner: TarStream, limit: u64) -> (GuardedReader, Window) {
+        let window = Window(Arc::new(AtomicU64::new(MAX_METADATA)));
+        let reader = GuardedReader {
+            inner,
+            read: 0,
+            limit,
+            window: window.clone(),
+        };
+        (reader, window)
+    }
+}
+
+impl AsyncRead for GuardedReader {
     fn poll_read(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -368,14 +568,25 @@ impl AsyncRead for BoundedReader {
         let before = buf.filled().len();
         let poll = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
         if let std::task::Poll::Ready(Ok(())) = poll {
-            let n = (buf.filled().len() - before) as u64;
-            if n > this.left {
-                return std::task::Poll::Ready(Err(std::io::Error::other(format!(
-                    "decompresses to more than {} bytes; raise --max-size if the image is genuine",
-                    this.limit
-                ))));
+            this.read += (buf.filled().len() - before) as u64;
+            if this.read > this.limit {
+                return std::task::Poll::Ready(Err(stage_error(
+                    Stage::Limit,
+                    format!(
+                        "decompresses to more than {} bytes (--max-size); raise it if the image is genuine",
+                        this.limit
+                    ),
+                )));
             }
-            this.left -= n;
+            if this.read > this.window.0.load(Ordering::Relaxed) {
+                return std::task::Poll::Ready(Err(stage_error(
+                    Stage::Limit,
+                    format!(
+                        "an entry has more than {MAX_METADATA} bytes of tar metadata \
+                         (PAX records, GNU long names or sparse maps)"
+                    ),
+                )));
+            }
         }
         poll
     }
