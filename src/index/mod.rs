@@ -607,3 +607,55 @@ pub struct FileGroup {
     /// Archive names, in tree order. More than one: hardlinks.
     pub names: Vec<Vec<u8>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &[u8]) -> LayerEntry {
+        LayerEntry {
+            path: path.to_vec(),
+            kind: EntryKind::File { size: 1 },
+            meta: IMPLICIT_DIR,
+            ordinal: 0,
+        }
+    }
+
+    #[test]
+    fn opaque_root_over_a_deep_tree_needs_no_deep_stack() {
+        // The deepest tree 4095-byte names allow, rewritten in the layer
+        // that then makes the root opaque.
+        let deep = [&b"a/".repeat(2046)[..], b"f"].concat();
+        let mut index = MergeIndex::new(1 << 20);
+        index.apply(0, &file(&deep)).unwrap();
+        index.apply(0, &file(b"old")).unwrap();
+        index.apply(1, &file(&deep)).unwrap();
+        index.apply(1, &file(b".wh..wh..opq")).unwrap();
+        assert!(index.lookup(&deep).is_some());
+        assert!(index.lookup(b"old").is_none());
+    }
+
+    #[test]
+    fn names_longer_than_the_kernel_takes_are_refused() {
+        let mut index = MergeIndex::new(1 << 20);
+        let ok = [&b"d/".repeat(2046)[..], b"f"].concat();
+        assert_eq!(ok.len(), MAX_NAME_LEN - 2);
+        index.apply(0, &file(&ok)).unwrap();
+        let long = [&b"e/".repeat(2047)[..], b"ff"].concat();
+        let err = index.apply(0, &file(&long)).unwrap_err();
+        assert!(err.to_string().contains("4096 bytes"), "{err}");
+        // Through a symlink the stored name grows past the entry's own.
+        let link = LayerEntry {
+            path: b"s".to_vec(),
+            kind: EntryKind::Symlink {
+                target: ok[..ok.len() - 2].to_vec(),
+            },
+            meta: IMPLICIT_DIR,
+            ordinal: 1,
+        };
+        index.apply(0, &link).unwrap();
+        index.apply(0, &file(b"s/xyz")).unwrap();
+        let err = index.apply(0, &file(b"s/wxyz")).unwrap_err();
+        assert!(err.to_string().contains("/s/wxyz"), "{err}");
+    }
+}

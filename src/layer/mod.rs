@@ -606,3 +606,83 @@ async fn read_body(entry: &mut TarEntry, limit: u64) -> std::io::Result<Vec<u8>>
     entry.take(limit).read_to_end(&mut out).await?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(name: &[u8], size: u64, kind: u8) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..name.len()].copy_from_slice(name);
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[148..156].copy_from_slice(b"        ");
+        h[156] = kind;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+
+    const LIMITS: ScanLimits = ScanLimits {
+        max_entries: 1000,
+        max_tar_bytes: 1 << 40,
+        capture: &[],
+        capture_limit: 0,
+    };
+
+    async fn scan(tar: Vec<u8>) -> Result<LayerHeaders, LayerError> {
+        scan_layer(Box::new(std::io::Cursor::new(tar)), 0, None, LIMITS).await
+    }
+
+    #[tokio::test]
+    async fn long_names_past_the_metadata_bound_are_refused() {
+        let fits = (MAX_METADATA - 2048) as usize;
+        let too_big = (MAX_METADATA + 4096) as usize;
+        for (len, ok) in [(fits, true), (too_big, false)] {
+            // A long name of about `len` bytes that normalises to "x".
+            let mut name = b"a/../".repeat(len / 5);
+            name.extend_from_slice(b"/x");
+            let mut tar = block(b"././@LongLink", name.len() as u64, b'L');
+            tar.extend_from_slice(&name);
+            tar.resize(tar.len().next_multiple_of(512), 0);
+            tar.extend(block(b"ignored", 0, b'0'));
+            tar.extend([0u8; 1024]);
+            let got = scan(tar).await;
+            if ok {
+                let h = got.unwrap();
+                assert_eq!(h.entries[0].path, b"x");
+            } else {
+                let err = got.unwrap_err().to_string();
+                assert!(err.contains("tar metadata"), "{err}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_bound_moves_past_large_bodies() {
+        // A body far larger than the metadata bound is skipped, not refused.
+        let size = 3 * MAX_METADATA;
+        let mut tar = block(b"big", size, b'0');
+        tar.resize(tar.len() + size as usize, 7);
+        tar.extend(block(b"next", 0, b'0'));
+        tar.extend([0u8; 1024]);
+        let h = scan(tar).await.unwrap();
+        let names: Vec<&[u8]> = h.entries.iter().map(|e| &e.path[..]).collect();
+        assert_eq!(names, [&b"big"[..], b"next"]);
+    }
+
+    #[tokio::test]
+    async fn tar_errors_name_the_entry_before() {
+        let mut tar = block(b"first", 0, b'0');
+        tar.extend(block(b"cut", 4096, b'0'));
+        tar.extend([1u8; 100]);
+        let err = scan(tar).await.unwrap_err().to_string();
+        assert!(err.contains("after the entry /cut"), "{err}");
+        assert!(err.contains("truncated"), "{err}");
+    }
+}
