@@ -70,6 +70,20 @@ fn missing_hardlink_target_is_refused() {
 }
 
 #[test]
+fn control_characters_in_names_do_not_reach_the_terminal() {
+    let r = rejected(
+        "escape_in_name",
+        &[],
+        &["does not exist", "\\u{1b}]0;owned"],
+    );
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{7}'),
+        "{:?}",
+        r.stderr
+    );
+}
+
+#[test]
 fn hardlink_to_a_directory_is_refused() {
     rejected("link_to_dir", &[], &["/lnk", "hardlink to a directory"]);
 }

@@ -75,8 +75,10 @@ pub enum CpioError {
 }
 
 /// Lossy rendering of a path for messages only; archive names stay bytes.
+/// Control characters are escaped: names are hostile input and the
+/// message goes to a terminal.
 pub(crate) fn display_name(name: &[u8]) -> String {
-    format!("/{}", String::from_utf8_lossy(name))
+    crate::layer::sanitize(&format!("/{}", String::from_utf8_lossy(name)))
 }
 
 /// Checks that a name fits the format; shared with the planner so that

@@ -139,7 +139,7 @@ impl MergeIndex {
     pub fn apply(&mut self, layer: u32, entry: &LayerEntry) -> Result<(), IndexError> {
         let err = |message: &str| IndexError::Entry {
             layer,
-            path: path::display(&entry.path),
+            path: crate::layer::sanitize(&path::display(&entry.path)),
             message: message.to_string(),
         };
         let comps = path::components(&entry.path);
@@ -275,7 +275,7 @@ impl MergeIndex {
         let missing = || {
             err(&format!(
                 "hardlink target {} does not exist",
-                path::display(&path::join(&comps))
+                crate::layer::sanitize(&path::display(&path::join(&comps)))
             ))
         };
         let dir = self.resolve(parent, None, err)?.ok_or_else(missing)?;
@@ -351,7 +351,7 @@ impl MergeIndex {
                 _ if create.is_some() => {
                     return Err(err(&format!(
                         "parent {} is not a directory",
-                        path::display(&self.name_of(next))
+                        crate::layer::sanitize(&path::display(&self.name_of(next)))
                     )))
                 }
                 _ => return Ok(None),

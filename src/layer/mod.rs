@@ -122,7 +122,7 @@ fn stream_error(layer: usize, e: std::io::Error, after: Option<&[u8]>) -> LayerE
 
 /// A message from a parser that may quote hostile bytes: control
 /// characters escaped (no terminal escapes, one line), length bounded.
-fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     const MAX: usize = 300;
     let mut out = String::new();
     for c in s.chars() {
@@ -460,7 +460,7 @@ impl LayerReader {
                 .after(&entry)
                 .map_err(|e| malformed(self.layer, e))?;
             let this = self.next_ordinal;
-            self.next_ordinal += 1;
+            self.next_ordinal = self.next_ordinal.saturating_add(1);
             if this == ordinal {
                 return Ok(entry);
             }
