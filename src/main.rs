@@ -26,14 +26,21 @@ struct Cli {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// gzip, zstd or none. Default: from the -o extension (.gz gzip,
-    /// .zst zstd, .cpio none, else gzip); none on stdout.
+    /// gzip, zstd, xz, lz4 or none. Default: from the -o extension (.gz
+    /// gzip, .zst zstd, .xz xz, .lz4 lz4, .cpio none, else gzip); none on
+    /// stdout.
     #[arg(short = 'c', long, value_name = "CODEC")]
     compression: Option<Codec>,
 
-    /// Compression level (gzip 1-9, default 6; zstd 1-22, default 3).
+    /// Compression level (gzip 1-9, default 6; zstd 1-22, default 3;
+    /// xz 0-9, default 6).
     #[arg(short = 'l', long, value_name = "N")]
     level: Option<i32>,
+
+    /// Threads for reading layers and compressing (default: all cores).
+    /// The output is the same for any value.
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<usize>,
 
     /// Platform to select from a multi-platform image (default: the host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
@@ -191,6 +198,9 @@ async fn run(cli: &Cli) -> Result<()> {
         .max_size(cli.max_size)
         .boot(boot)
         .generated_mtime(source_date_epoch()?);
+    if let Some(jobs) = cli.jobs {
+        builder = builder.jobs(jobs);
+    }
     if let Some(p) = &cli.platform {
         builder = builder.platform(Platform::parse(p)?);
     }

@@ -95,7 +95,8 @@ impl InitramfsBuilder {
         self
     }
 
-    /// How many layers are read at once.
+    /// Threads for reading layers and for compression (default: all cores).
+    /// The output is the same for any value.
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
         self
@@ -215,6 +216,7 @@ impl InitramfsBuilder {
             plan,
             extras,
             compression: self.compression,
+            jobs: self.jobs,
             warnings,
         })
     }
@@ -226,6 +228,7 @@ pub struct PreparedImage {
     plan: Plan,
     extras: Vec<Extra>,
     compression: Compression,
+    jobs: usize,
     warnings: Vec<String>,
 }
 
@@ -277,7 +280,7 @@ impl PreparedImage {
         let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BUFFER);
         let compression = self.compression;
         let encoder = tokio::spawn(encode(self.source, self.plan, self.extras, pipe_in));
-        let compressed = output::compress(pipe_out, output, compression).await;
+        let compressed = output::compress(pipe_out, output, compression, self.jobs).await;
         let encoded = encoder
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;

@@ -1,11 +1,19 @@
 //! Compression of the finished archive stream, and where it goes: any async
 //! writer, or a file that appears atomically.
+//!
+//! Every codec here writes a stream the kernel unpacks (gzip, zstd as one
+//! frame, xz with CRC32 checks, lz4 in the legacy format), uses all cores,
+//! and gives the same bytes for any number of threads.
+
+mod blocks;
+mod xz;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
+use async_compression::tokio::write::ZstdEncoder;
+use async_compression::zstd::CParameter;
 use async_compression::Level;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -15,15 +23,20 @@ pub enum Codec {
     None,
     Gzip,
     Zstd,
+    Xz,
+    Lz4,
 }
 
 impl Codec {
     /// The codec a file name implies: `.gz` gzip, `.zst`/`.zstd` zstd,
-    /// `.cpio` none, anything else gzip (the kernel's most common format).
+    /// `.xz` xz, `.lz4` lz4, `.cpio` none, anything else gzip (the kernel's
+    /// most common format).
     pub fn for_path(path: &Path) -> Codec {
         match path.extension().and_then(|e| e.to_str()) {
             Some("gz") => Codec::Gzip,
             Some("zst" | "zstd") => Codec::Zstd,
+            Some("xz") => Codec::Xz,
+            Some("lz4") => Codec::Lz4,
             Some("cpio") => Codec::None,
             _ => Codec::Gzip,
         }
@@ -34,6 +47,8 @@ impl Codec {
             Codec::None => return Err("-l/--level needs a compression (-c gzip or zstd)".into()),
             Codec::Gzip => (1, 9),
             Codec::Zstd => (1, 22),
+            Codec::Xz => (0, 9),
+            Codec::Lz4 => return Err("lz4 has no levels here".into()),
         };
         if (lo..=hi).contains(&level) {
             Ok(())
@@ -50,8 +65,10 @@ impl FromStr for Codec {
             "none" => Ok(Codec::None),
             "gzip" | "gz" => Ok(Codec::Gzip),
             "zstd" | "zst" => Ok(Codec::Zstd),
+            "xz" => Ok(Codec::Xz),
+            "lz4" => Ok(Codec::Lz4),
             other => Err(format!(
-                "unknown compression '{other}' (gzip, zstd or none)"
+                "unknown compression '{other}' (gzip, zstd, xz, lz4 or none)"
             )),
         }
     }
@@ -63,6 +80,8 @@ impl fmt::Display for Codec {
             Codec::None => "none",
             Codec::Gzip => "gzip",
             Codec::Zstd => "zstd",
+            Codec::Xz => "xz",
+            Codec::Lz4 => "lz4",
         })
     }
 }
@@ -84,12 +103,13 @@ impl Compression {
     }
 }
 
-/// Copies `input` to `output` through the encoder, finishes the encoder and
-/// flushes. Returns the number of bytes written to `output`.
+/// Copies `input` to `output` through the encoder with up to `jobs`
+/// threads, finishes the encoder and flushes. Returns the bytes written.
 pub async fn compress<R, W>(
     mut input: R,
     output: W,
     compression: Compression,
+    jobs: usize,
 ) -> std::io::Result<u64>
 where
     R: AsyncRead + Unpin,
@@ -99,25 +119,55 @@ where
         inner: output,
         count: 0,
     };
+    let level = compression.level;
     match compression.codec {
         Codec::None => {
-            tokio::io::copy(&mut input, &mut counted).await?;
+            copy_without_flush(&mut input, &mut counted).await?;
             counted.flush().await?;
         }
         Codec::Gzip => {
-            let level = Level::Precise(compression.level.unwrap_or(6));
-            let mut enc = GzipEncoder::with_quality(&mut counted, level);
-            tokio::io::copy(&mut input, &mut enc).await?;
-            enc.shutdown().await?;
+            let format = blocks::ParallelGzip::new(level.unwrap_or(6) as u32);
+            blocks::compress(input, &mut counted, format, jobs).await?;
+        }
+        Codec::Lz4 => {
+            blocks::compress(input, &mut counted, blocks::LegacyLz4, jobs).await?;
         }
         Codec::Zstd => {
-            let level = Level::Precise(compression.level.unwrap_or(3));
-            let mut enc = ZstdEncoder::with_quality(&mut counted, level);
-            tokio::io::copy(&mut input, &mut enc).await?;
+            // Always zstd's multithreaded mode, even for one job: its output
+            // differs from the single-threaded mode's but not between
+            // worker counts, so -j never changes the bytes.
+            let workers = CParameter::nb_workers(jobs.max(1) as u32);
+            let mut enc = ZstdEncoder::with_quality_and_params(
+                &mut counted,
+                Level::Precise(level.unwrap_or(3)),
+                &[workers],
+            );
+            copy_without_flush(&mut input, &mut enc).await?;
             enc.shutdown().await?;
+        }
+        Codec::Xz => {
+            xz::compress(input, &mut counted, level.unwrap_or(6) as u32, jobs).await?;
         }
     }
     Ok(counted.count)
+}
+
+/// `tokio::io::copy` flushes the writer whenever the reader must wait; a
+/// flush ends a zstd block early, which would make the output depend on
+/// timing. This copy never flushes.
+async fn copy_without_flush<R, W>(input: &mut R, output: &mut W) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = tokio::io::AsyncReadExt::read(input, &mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        output.write_all(&buf[..n]).await?;
+    }
 }
 
 struct CountingWriter<W> {
