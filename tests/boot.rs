@@ -205,6 +205,18 @@ fn generated_init_zstd_microvm() {
     assert_generated(Machine::Microvm, "zstd");
 }
 
+// The kernel reads xz only with CRC32 checks and lz4 only in the legacy
+// format: these boots prove the encoders write what it reads.
+#[test]
+fn generated_init_xz_pc() {
+    assert_generated(Machine::Pc, "xz");
+}
+
+#[test]
+fn generated_init_lz4_microvm() {
+    assert_generated(Machine::Microvm, "lz4");
+}
+
 #[test]
 fn user_switch_uncompressed_pc() {
     let Some(kernel) = kernel() else { return };

@@ -112,7 +112,12 @@ impl Boot {
     pub fn lines(&self) -> Vec<String> {
         without_kernel_messages(&strip_escapes(&self.console))
             .split('\n')
-            .map(|l| l.trim_end_matches('\r').to_string())
+            // A carriage return inside a line returns to column 0, as on a
+            // terminal: SeaBIOS leaves a progress dot before the guest's text.
+            .map(|l| {
+                let l = l.trim_end_matches('\r');
+                l.rsplit('\r').next().unwrap_or(l).to_string()
+            })
             .collect()
     }
 
