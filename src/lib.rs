@@ -47,6 +47,7 @@ pub mod source;
 
 pub mod blocking_io;
 pub mod boot;
+mod channel_reader;
 pub mod path;
 
 mod builder;

@@ -36,6 +36,7 @@ use super::{
     host_platform, image_from_manifest, select_platform, Digest, ImageReference, ImageSource,
     Platform, SourceError, MAX_INDEX_DEPTH,
 };
+use crate::channel_reader::ChannelReader;
 
 /// Default bound on the compressed blobs kept in memory between passes.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
@@ -678,40 +679,7 @@ impl RegistryStore {
                 let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
             }
         });
-        Ok((
-            Box::new(ChannelReader {
-                rx,
-                current: Bytes::new(),
-            }),
-            size,
-        ))
-    }
-}
-
-/// A download as it arrives.
-struct ChannelReader {
-    rx: mpsc::Receiver<std::io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl AsyncRead for ChannelReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        while self.current.is_empty() {
-            match self.rx.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                Poll::Ready(Some(Ok(bytes))) => self.current = bytes,
-            }
-        }
-        let n = self.current.len().min(buf.remaining());
-        let chunk = self.current.split_to(n);
-        buf.put_slice(&chunk);
-        Poll::Ready(Ok(()))
+        Ok((Box::new(ChannelReader::new(rx)), size))
     }
 }
 
