@@ -47,12 +47,15 @@ pub mod source;
 
 pub mod blocking_io;
 pub mod boot;
+pub mod exclude;
+pub mod listing;
+pub mod progress;
 mod channel_reader;
 pub mod path;
 
 mod builder;
 
-pub use builder::{InitramfsBuilder, PreparedImage, Summary};
+pub use builder::{InitramfsBuilder, Mtimes, PreparedImage, Summary};
 
 /// Defaults shared by the library and the command line.
 pub mod builder_defaults {

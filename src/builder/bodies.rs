@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::index::FileGroup;
 use crate::layer::LayerReader;
+use crate::progress::{Pass, Progress};
 use crate::source::ImageSource;
 use crate::Error;
 
@@ -67,10 +68,15 @@ type Message = Result<Bytes, String>;
 
 /// Starts a producer for one layer: the bodies of `wanted` (ordinal, size),
 /// in ordinal order, then nothing on success or one error.
-pub fn spawn_layer(source: Arc<ImageSource>, layer: u32, wanted: Vec<(u32, u64)>) -> BodyStream {
+pub fn spawn_layer(
+    source: Arc<ImageSource>,
+    layer: u32,
+    wanted: Vec<(u32, u64)>,
+    progress: Arc<dyn Progress>,
+) -> BodyStream {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     tokio::spawn(async move {
-        if let Err(e) = produce(&source, layer, &wanted, &tx).await {
+        if let Err(e) = produce(&source, layer, &wanted, &tx, progress).await {
             let _ = tx.send(Err(e.to_string())).await;
         }
     });
@@ -85,12 +91,13 @@ async fn produce(
     layer_no: u32,
     wanted: &[(u32, u64)],
     tx: &mpsc::Sender<Message>,
+    progress: Arc<dyn Progress>,
 ) -> Result<(), Error> {
     let blob = source
         .layers
         .get(layer_no as usize)
         .ok_or_else(|| Error::Usage(format!("no layer {layer_no}")))?;
-    let reader = source.open_layer(blob).await?;
+    let reader = super::open_layer(source, blob, Pass::Contents, progress).await?;
     let diff_id = blob
         .digest
         .is_none()

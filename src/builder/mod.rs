@@ -12,12 +12,15 @@ use hashbrown::HashMap;
 
 use crate::boot::{self, BootFileKind, BootOptions, ImageEntry, ImageLookup, ImageRunConfig};
 use crate::cpio::{mode, NewcWriter, Record};
+use crate::exclude::Excludes;
 use crate::index::{
     ContentRef, FileGroup, MergeIndex, Plan, PlanEntry, PlanKind, TreeKind, EXTRA_LAYER,
 };
 use crate::layer::{self, EntryKind, LayerEntry, Meta, ScanLimits};
+use crate::listing::{self, ListEntry};
 use crate::output::{self, Codec, Compression};
-use crate::source::{ImageReference, ImageSource, Platform};
+use crate::progress::{Pass, Progress, Reporter, Reporting};
+use crate::source::{BlobReader, ImageReference, ImageSource, LayerBlob, Platform};
 use crate::Error;
 
 /// Default bound on the number of paths, far above any real image.
@@ -25,6 +28,28 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000_000;
 /// Default bound on the archive's size and on any one layer's uncompressed
 /// tar: 32 GiB, far above what an initramfs can boot.
 pub const DEFAULT_MAX_SIZE: u64 = 32 << 30;
+
+/// How entries' mtimes are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mtimes {
+    /// As the image has them.
+    #[default]
+    Keep,
+    /// No mtime above this one (`tar --clamp-mtime`, SOURCE_DATE_EPOCH).
+    Clamp(u64),
+    /// Every entry gets this one.
+    Fixed(u64),
+}
+
+impl Mtimes {
+    fn apply(self, meta: &mut Meta) {
+        match self {
+            Mtimes::Keep => {}
+            Mtimes::Clamp(max) => meta.mtime = meta.mtime.min(max),
+            Mtimes::Fixed(t) => meta.mtime = t,
+        }
+    }
+}
 
 /// Configures a conversion: which image, which platform, which compression.
 #[derive(Debug, Clone)]
@@ -37,6 +62,9 @@ pub struct InitramfsBuilder {
     jobs: usize,
     boot: Option<BootOptions>,
     mtime: u64,
+    mtimes: Mtimes,
+    excludes: Option<Excludes>,
+    progress: Reporter,
 }
 
 impl InitramfsBuilder {
@@ -55,7 +83,31 @@ impl InitramfsBuilder {
                 .unwrap_or(2),
             boot: Some(BootOptions::default()),
             mtime: 0,
+            mtimes: Mtimes::Keep,
+            excludes: None,
+            progress: Reporter::default(),
         }
+    }
+
+    /// Whether mtimes are kept, clamped or fixed; applies to every entry,
+    /// generated ones included.
+    pub fn mtimes(mut self, mtimes: Mtimes) -> Self {
+        self.mtimes = mtimes;
+        self
+    }
+
+    /// Paths of the image to leave out, with everything below them. They
+    /// are dropped from the tree before the boot stage looks at it, so
+    /// `--init` and `--inject` files are never excluded.
+    pub fn excludes(mut self, excludes: Excludes) -> Self {
+        self.excludes = (!excludes.is_empty()).then_some(excludes);
+        self
+    }
+
+    /// Where to report progress (default: nowhere).
+    pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Reporter(progress);
+        self
     }
 
     /// What the boot stage adds (/init, boot essentials, injected files).
@@ -106,8 +158,18 @@ impl InitramfsBuilder {
     /// archive. Nothing is written; every check that can fail before the
     /// first byte has run.
     pub async fn prepare(self) -> Result<PreparedImage, Error> {
+        let progress = self.progress.0.clone();
+        progress.resolving(&self.reference.to_string());
+        tracing::info!(image = %self.reference, "resolving");
         let source =
             Arc::new(ImageSource::open(self.reference.clone(), self.platform.as_ref()).await?);
+        progress.resolved(source.layers.len());
+        tracing::info!(
+            digest = %source.image_digest().map(|d| d.to_string()).unwrap_or_default(),
+            platform = %source.platform(),
+            layers = source.layers.len(),
+            "resolved"
+        );
         let limits = ScanLimits {
             max_entries: self.max_entries,
             max_tar_bytes: self.max_size,
@@ -121,8 +183,9 @@ impl InitramfsBuilder {
             futures::stream::iter(source.layers.clone())
                 .map(|blob| {
                     let source = Arc::clone(&source);
+                    let progress = Arc::clone(&progress);
                     tokio::spawn(async move {
-                        let reader = source.open_layer(&blob).await?;
+                        let reader = open_layer(&source, &blob, Pass::Headers, progress).await?;
                         // The blob digest covers the bytes; check the diff_id
                         // only when there is no blob digest (docker-archive).
                         let diff_id = blob
@@ -141,6 +204,11 @@ impl InitramfsBuilder {
         let mut layer_no = 0u32;
         while let Some(scan) = scans.next().await {
             let headers = scan.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            tracing::info!(
+                layer = layer_no,
+                entries = headers.entries.len(),
+                "headers read"
+            );
             index.apply_layer(layer_no, &headers.entries)?;
             xattrs.extend(headers.xattrs);
             for (ordinal, body) in headers.captured {
@@ -153,6 +221,10 @@ impl InitramfsBuilder {
             layer_no += 1;
         }
         drop(scans);
+        if let Some(excludes) = &self.excludes {
+            let removed = index.exclude(|path, is_dir| excludes.matches(path, is_dir));
+            tracing::info!(patterns = excludes.len(), paths = removed, "excluded");
+        }
 
         let mut warnings = Vec::new();
         let mut extras = Vec::new();
@@ -197,7 +269,8 @@ impl InitramfsBuilder {
                 index.apply(EXTRA_LAYER, &entry)?;
             }
         }
-        let plan = index.plan();
+        let mut plan = index.plan();
+        apply_mtimes(&mut plan, self.mtimes);
         let archive_size = check_plan(&plan)?;
         if archive_size > self.max_size {
             return Err(Error::Limit(format!(
@@ -211,6 +284,13 @@ impl InitramfsBuilder {
                 xattrs.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
+        tracing::info!(
+            dirs = plan.dirs.len(),
+            others = plan.others.len(),
+            files = plan.empty_files.len() + plan.files.len(),
+            bytes = archive_size,
+            "planned"
+        );
         Ok(PreparedImage {
             source,
             plan,
@@ -218,6 +298,8 @@ impl InitramfsBuilder {
             compression: self.compression,
             jobs: self.jobs,
             warnings,
+            archive_size,
+            progress,
         })
     }
 }
@@ -230,17 +312,27 @@ pub struct PreparedImage {
     compression: Compression,
     jobs: usize,
     warnings: Vec<String>,
+    archive_size: u64,
+    progress: Arc<dyn Progress>,
 }
 
 /// What a conversion wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// The manifest's digest, else the config's (see
+    /// [`ImageSource::image_digest`]).
+    pub image_digest: Option<String>,
+    /// The platform the image's config declares.
+    pub platform: String,
     /// Archive entries, the trailer not counted.
     pub entries: u64,
     /// Bytes of the uncompressed archive.
     pub archive_bytes: u64,
+    pub codec: Codec,
     /// Bytes written to the output (after compression).
     pub output_bytes: u64,
+    /// SHA-256 of the bytes written, in hex.
+    pub sha256: String,
 }
 
 /// The archive goes to the compressor through this pipe, so encoding and
@@ -261,6 +353,16 @@ impl PreparedImage {
         &self.plan
     }
 
+    /// Bytes of the uncompressed archive, the trailer included.
+    pub fn archive_size(&self) -> u64 {
+        self.archive_size
+    }
+
+    /// The archive's entries in tree order, for `--list`.
+    pub fn list(&self) -> Vec<ListEntry> {
+        listing::entries(&self.plan)
+    }
+
     /// Number of archive entries that will be written.
     pub fn entry_count(&self) -> usize {
         self.plan.dirs.len()
@@ -279,8 +381,18 @@ impl PreparedImage {
     pub async fn write_to<W: AsyncWrite + Unpin + Send>(self, output: W) -> Result<Summary, Error> {
         let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BUFFER);
         let compression = self.compression;
-        let encoder = tokio::spawn(encode(self.source, self.plan, self.extras, pipe_in));
-        let compressed = output::compress(pipe_out, output, compression, self.jobs).await;
+        let image_digest = self.source.image_digest().map(|d| d.to_string());
+        let platform = self.source.platform().to_string();
+        self.progress.writing(self.archive_size);
+        let mut hashed = HashingWriter::new(output, Arc::clone(&self.progress));
+        let encoder = tokio::spawn(encode(
+            self.source,
+            self.plan,
+            self.extras,
+            pipe_in,
+            self.progress,
+        ));
+        let compressed = output::compress(pipe_out, &mut hashed, compression, self.jobs).await;
         let encoded = encoder
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
@@ -288,9 +400,13 @@ impl PreparedImage {
         let (entries, archive_bytes) = encoded?;
         let output_bytes = compressed?;
         Ok(Summary {
+            image_digest,
+            platform,
             entries,
             archive_bytes,
+            codec: compression.codec,
             output_bytes,
+            sha256: hashed.hex(),
         })
     }
 }
@@ -300,6 +416,7 @@ async fn encode<W: AsyncWrite + Unpin>(
     plan: Plan,
     extras: Vec<Extra>,
     pipe: W,
+    progress: Arc<dyn Progress>,
 ) -> Result<(u64, u64), Error> {
     let mut w = NewcWriter::new(BufWriter::with_capacity(256 * 1024, pipe));
     let mut ino: u32 = 0;
@@ -343,7 +460,8 @@ async fn encode<W: AsyncWrite + Unpin>(
                 .filter(|g| g.content.layer == layer)
                 .map(|g| (g.content.ordinal, g.size))
                 .collect();
-            bodies::spawn_layer(Arc::clone(&source), layer, wanted)
+            tracing::debug!(layer, "reading bodies");
+            bodies::spawn_layer(Arc::clone(&source), layer, wanted, Arc::clone(&progress))
         });
         let ino = next_ino();
         // newc convention: the last link of a group carries the data.
@@ -420,6 +538,82 @@ async fn write_extra<W: AsyncWrite + Unpin>(
         }
     }
     Ok(group.names.len() as u64)
+}
+
+/// A layer's stored bytes, reported to `progress` as they are read.
+pub(crate) async fn open_layer(
+    source: &ImageSource,
+    blob: &LayerBlob,
+    pass: Pass,
+    progress: Arc<dyn Progress>,
+) -> Result<BlobReader, Error> {
+    let reader = source.open_layer(blob).await?;
+    Ok(Box::new(Reporting::new(
+        reader, progress, pass, blob.index, blob.size,
+    )))
+}
+
+fn apply_mtimes(plan: &mut Plan, mtimes: Mtimes) {
+    if mtimes == Mtimes::Keep {
+        return;
+    }
+    for e in plan.dirs.iter_mut().chain(&mut plan.others) {
+        mtimes.apply(&mut e.meta);
+    }
+    for g in plan.empty_files.iter_mut().chain(&mut plan.files) {
+        mtimes.apply(&mut g.meta);
+    }
+}
+
+/// The output as written: counted, hashed and reported.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    progress: Arc<dyn Progress>,
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W, progress: Arc<dyn Progress>) -> Self {
+        use sha2::Digest;
+        HashingWriter {
+            inner,
+            hasher: sha2::Sha256::new(),
+            progress,
+        }
+    }
+
+    fn hex(self) -> String {
+        use sha2::Digest;
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for HashingWriter<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use sha2::Digest;
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = poll {
+            self.hasher.update(&buf[..n]);
+            self.progress.output_written(n as u64);
+        }
+        poll
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Content of a file the boot stage adds.

@@ -457,6 +457,36 @@ impl MergeIndex {
         path::join(&parts)
     }
 
+    /// Removes every path for which `excluded(absolute path, is_dir)` holds,
+    /// with everything below it; returns how many paths went. Below an
+    /// excluded directory nothing is asked about.
+    pub fn exclude(&mut self, mut excluded: impl FnMut(&[u8], bool) -> bool) -> usize {
+        let before = self.live;
+        let mut doomed = Vec::new();
+        let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(ROOT, Vec::new())];
+        while let Some((id, path)) = stack.pop() {
+            let NodeKind::Dir(children) = &self.nodes[id as usize].kind else {
+                continue;
+            };
+            for (name, &child) in children {
+                let mut full = Vec::with_capacity(path.len() + 1 + name.len());
+                full.extend_from_slice(&path);
+                full.push(b'/');
+                full.extend_from_slice(name);
+                let is_dir = matches!(self.nodes[child as usize].kind, NodeKind::Dir(_));
+                if excluded(&full, is_dir) {
+                    doomed.push(child);
+                } else if is_dir {
+                    stack.push((child, full));
+                }
+            }
+        }
+        for id in doomed {
+            self.remove(id);
+        }
+        before - self.live
+    }
+
     /// Looks a path up in the final tree, taking every component literally
     /// (symlinks are not followed).
     pub fn lookup(&self, path: &[u8]) -> Option<TreeEntry> {

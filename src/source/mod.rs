@@ -177,6 +177,8 @@ pub struct ImageSource {
     pub reference: ImageReference,
     /// Digest of the selected manifest (for OCI sources).
     pub manifest_digest: Option<Digest>,
+    /// Digest of the image config: the image ID as Docker shows it.
+    pub config_digest: Option<Digest>,
     pub config: ImageConfig,
     pub layers: Vec<LayerBlob>,
 }
@@ -231,6 +233,23 @@ impl ImageSource {
             )),
             None => reader,
         })
+    }
+
+    /// The manifest's digest when there is a manifest, else the config's
+    /// (the image ID `docker images` shows for a `docker save` archive).
+    pub fn image_digest(&self) -> Option<&Digest> {
+        self.manifest_digest
+            .as_ref()
+            .or(self.config_digest.as_ref())
+    }
+
+    /// The platform the image's config declares.
+    pub fn platform(&self) -> Platform {
+        Platform {
+            os: self.config.os.clone(),
+            architecture: self.config.architecture.clone(),
+            variant: self.config.variant.clone().filter(|v| !v.is_empty()),
+        }
     }
 
     /// The run configuration (Entrypoint, Cmd, Env, ...) of the image.
@@ -476,6 +495,7 @@ async fn image_from_manifest(
         store,
         reference,
         manifest_digest,
+        config_digest: Digest::parse(&manifest.config.digest).ok(),
         config,
         layers,
     })
@@ -582,6 +602,7 @@ async fn resolve_docker_archive(
         store,
         reference,
         manifest_digest: None,
+        config_digest: Some(Digest::of(&config_bytes)),
         config,
         layers,
     })
