@@ -92,7 +92,7 @@ def layers():
 
     long = "d" * 120 + "/" + "n" * 150
     write("layer_index", "pax.tar", tar([
-        (long, F, b"long name", {"uid": "4294967296", "mtime": "1700000000.5",
+        (long, F, b"long name", {"uid": "4294967295", "mtime": "1700000000.5",
                                  "SCHILY.xattr.security.capability": "x"}),
         ("link", S, "t" * 300),
         ("hard", L, long),
@@ -117,6 +117,13 @@ def layers():
         ("loop/y", F, b"a symlink loop as parent"),
     ]))
     write("layer_index", "missing-link.tar", tar([("missing-link", L, "nowhere")]))
+    write("layer_index", "uid-overflow.tar", tar([("f", F, b"x", {"uid": "4294967296"})]))
+    # PAX values are length-prefixed, so a path may hold a NUL byte; the
+    # kernel would read "etc\0evil" as "etc". The layer must be refused.
+    write("layer_index", "nul-in-pax-path.tar", tar([
+        ("placeholder", F, b"abc", {"path": "etc\x00evil"}),
+        ("x", S, "t", {"linkpath": "tar\x00get"}),
+    ]))
 
 
 def record(name, feed, fields, data):
@@ -181,22 +188,7 @@ def references():
         write("references", "ref%d" % i, r.encode())
 
 
-def known():
-    """Inputs of known, unfixed failures: tests/fuzz_corpus.rs replays them in
-    ignored tests, and they move to corpus/ once fixed."""
-    d = os.path.join(HERE, "known")
-    os.makedirs(d, exist_ok=True)
-    # PAX values are length-prefixed, so a path may hold a NUL byte; the
-    # kernel would read "etc\0evil" as "etc".
-    with open(os.path.join(d, "nul-in-pax-path.tar"), "wb") as f:
-        f.write(tar([
-            ("placeholder", F, b"abc", {"path": "etc\x00evil"}),
-            ("x", S, "t", {"linkpath": "tar\x00get"}),
-        ]))
-
-
 if __name__ == "__main__":
-    known()
     layers()
     cpio()
     documents()
