@@ -47,15 +47,15 @@ pub mod source;
 
 pub mod blocking_io;
 pub mod boot;
+mod channel_reader;
 pub mod exclude;
 pub mod listing;
-pub mod progress;
-mod channel_reader;
 pub mod path;
+pub mod progress;
 
 mod builder;
 
-pub use builder::{InitramfsBuilder, Mtimes, PreparedImage, Summary};
+pub use builder::{human_bytes, InitramfsBuilder, Mtimes, PreparedImage, Summary};
 
 /// Defaults shared by the library and the command line.
 pub mod builder_defaults {

@@ -335,6 +335,55 @@ pub struct Summary {
     pub sha256: String,
 }
 
+impl Summary {
+    /// One line for a person: what was converted and what came out.
+    pub fn line(&self, elapsed: std::time::Duration) -> String {
+        let compressed = match self.codec {
+            Codec::None => "not compressed".to_string(),
+            codec => format!("{} {codec}", human_bytes(self.output_bytes)),
+        };
+        format!(
+            "image {} ({}): {} entries, {} uncompressed, {compressed}, output sha256:{}, {:.2} s",
+            self.image_digest.as_deref().unwrap_or("(no digest)"),
+            self.platform,
+            self.entries,
+            human_bytes(self.archive_bytes),
+            self.sha256,
+            elapsed.as_secs_f64()
+        )
+    }
+
+    /// The same as one JSON object, for scripts.
+    pub fn json(&self, elapsed: std::time::Duration) -> serde_json::Value {
+        serde_json::json!({
+            "image_digest": self.image_digest,
+            "platform": self.platform,
+            "entries": self.entries,
+            "uncompressed_bytes": self.archive_bytes,
+            "compression": self.codec.to_string(),
+            "compressed_bytes": self.output_bytes,
+            "sha256": self.sha256,
+            "elapsed_seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        })
+    }
+}
+
+/// "812 B", "2.1 MiB".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 /// The archive goes to the compressor through this pipe, so encoding and
 /// compression run on different threads.
 const PIPE_BUFFER: usize = 1 << 20;

@@ -1,0 +1,411 @@
+//! The command line: options, and one conversion (or listing) run with them.
+
+mod bars;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgAction, CommandFactory, Parser};
+
+use initramfs_stream::blocking_io::BlockingIo;
+use initramfs_stream::boot::{BootOptions, InitChoice};
+use initramfs_stream::exclude::Excludes;
+use initramfs_stream::output::AtomicFile;
+use initramfs_stream::{
+    Codec, Compression, ImageReference, InitramfsBuilder, Mtimes, Platform, PreparedImage,
+};
+
+/// Turn a container image into a bootable Linux initramfs (CPIO newc).
+#[derive(Debug, Parser)]
+#[command(name = "initramfs-stream", version = env!("INITRAMFS_STREAM_VERSION"), about, long_about = None)]
+pub struct Cli {
+    /// The image: a registry NAME[:TAG][@DIGEST] (e.g. alpine,
+    /// host:port/org/app:v1, docker://...), oci:DIR[:TAG],
+    /// oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG].
+    #[arg(required_unless_present_any = ["completions", "man"])]
+    image: Option<String>,
+
+    /// Write the archive to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "list")]
+    output: Option<PathBuf>,
+
+    /// gzip, zstd, xz, lz4 or none. Default: from the -o extension (.gz
+    /// gzip, .zst zstd, .xz xz, .lz4 lz4, .cpio none, else gzip); none on
+    /// stdout.
+    #[arg(short = 'c', long, value_name = "CODEC")]
+    compression: Option<Codec>,
+
+    /// Compression level (gzip 1-9, default 6; zstd 1-22, default 3;
+    /// xz 0-9, default 6).
+    #[arg(short = 'l', long, value_name = "N")]
+    level: Option<i32>,
+
+    /// Threads for reading layers and compressing (default: all cores).
+    /// The output is the same for any value.
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<usize>,
+
+    /// Platform to select from a multi-platform image (default: the host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+
+    /// Install this host file as /init (mode 0755), replacing the image's.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_init")]
+    init: Option<PathBuf>,
+
+    /// Add a host file or directory at DST (absolute) in the archive;
+    /// repeatable, later ones win. Files get mode 0755.
+    #[arg(long, value_name = "SRC:DST")]
+    inject: Vec<String>,
+
+    /// Output exactly the image's filesystem: no /init, no boot essentials
+    /// (with --inject: only the injected files are added).
+    #[arg(long)]
+    no_init: bool,
+
+    /// Leave out image paths matching GLOB (absolute, gitignore-style:
+    /// /usr/share/doc, /usr/share/man/**, *.pyc); an excluded directory
+    /// takes its subtree. Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+
+    /// Read --exclude patterns from FILE, one a line (# comments).
+    #[arg(long, value_name = "FILE")]
+    exclude_from: Vec<PathBuf>,
+
+    /// Give every entry this mtime (seconds since the epoch). Without it,
+    /// SOURCE_DATE_EPOCH clamps every mtime to at most its value.
+    #[arg(long, value_name = "SECONDS")]
+    mtime: Option<u64>,
+
+    /// Print the archive's tree like `tar tv` instead of writing it (only
+    /// the layers' headers are read).
+    #[arg(long)]
+    list: bool,
+
+    /// Print the summary as one JSON object (on stdout with -o, else on
+    /// stderr); with --list, one JSON object per path.
+    #[arg(long, conflicts_with = "quiet")]
+    json: bool,
+
+    /// Refuse images with more paths than this.
+    #[arg(long, value_name = "N", default_value_t = initramfs_stream::builder_defaults::MAX_ENTRIES)]
+    max_entries: usize,
+
+    /// Refuse an archive larger than this, or a layer that decompresses to
+    /// more (bytes; suffixes K, M, G, T for powers of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size,
+          default_value = "32G")]
+    max_size: u64,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// Log the steps on stderr (-vv: more detail).
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Print a shell completion script for SHELL and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit.
+    #[arg(long, exclusive = true)]
+    man: bool,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+impl Cli {
+    /// Completions or the man page, when asked for: nothing else runs.
+    pub fn print_generated(&self) -> Option<Result<()>> {
+        let mut cmd = Cli::command();
+        // Rendered in memory first: the generators panic on a closed pipe.
+        let mut text = Vec::new();
+        if let Some(shell) = self.completions {
+            clap_complete::generate(shell, &mut cmd, "initramfs-stream", &mut text);
+        } else if self.man {
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut text) {
+                return Some(Err(e).context("cannot render the man page"));
+            }
+        } else {
+            return None;
+        }
+        Some(write_stdout(&text))
+    }
+
+    /// Logging on stderr for -v and -vv.
+    pub fn init_logging(&self) {
+        let level = match self.verbose {
+            0 => return,
+            1 => tracing::Level::INFO,
+            _ => tracing::Level::DEBUG,
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .without_time()
+            .try_init();
+    }
+}
+
+/// "4096", "512M", "32G": a size in bytes with an optional binary suffix.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, shift) = match s.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix in '{s}' (K, M, G or T)")),
+            };
+            (&s.trim()[..i], shift)
+        }
+        _ => (s.trim(), 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 512M, 32G)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// SOURCE_DATE_EPOCH, as reproducible-builds.org defines it.
+fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v
+            .trim()
+            .parse()
+            .map(Some)
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        _ => Ok(None),
+    }
+}
+
+fn excludes(cli: &Cli) -> Result<Excludes> {
+    let mut patterns = cli.exclude.clone();
+    for file in &cli.exclude_from {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --exclude-from {}", file.display()))?;
+        patterns.extend(Excludes::parse_file(&text).map(String::from));
+    }
+    Excludes::new(&patterns).map_err(anyhow::Error::msg)
+}
+
+pub async fn run(cli: &Cli) -> Result<()> {
+    let started = Instant::now();
+    let image = cli.image.as_deref().unwrap_or_default();
+    let reference = image_reference(image, &cli.registry)?;
+    let codec = cli.compression.unwrap_or(match &cli.output {
+        Some(path) => Codec::for_path(path),
+        None => Codec::None,
+    });
+    let compression = Compression::new(codec, cli.level).map_err(anyhow::Error::msg)?;
+    if !cli.list && cli.output.is_none() && std::io::stdout().is_terminal() {
+        bail!("refusing to write an archive to a terminal; use -o FILE or redirect stdout (e.g. | zstd > out.img)");
+    }
+
+    let boot = match (&cli.init, cli.no_init) {
+        (_, true) if cli.inject.is_empty() => None,
+        (_, true) => Some(BootOptions {
+            init: InitChoice::Keep,
+            injects: cli.inject.clone(),
+        }),
+        (Some(file), false) => Some(BootOptions {
+            init: InitChoice::File(file.clone()),
+            injects: cli.inject.clone(),
+        }),
+        (None, false) => Some(BootOptions {
+            init: InitChoice::Auto,
+            injects: cli.inject.clone(),
+        }),
+    };
+    let epoch = source_date_epoch()?;
+    let mtimes = match (cli.mtime, epoch) {
+        (Some(t), _) => Mtimes::Fixed(t),
+        (None, Some(e)) => Mtimes::Clamp(e),
+        (None, None) => Mtimes::Keep,
+    };
+    let mut builder = InitramfsBuilder::new(reference)
+        .compression(compression)
+        .max_entries(cli.max_entries)
+        .max_size(cli.max_size)
+        .boot(boot)
+        .generated_mtime(cli.mtime.or(epoch).unwrap_or(0))
+        .mtimes(mtimes)
+        .excludes(excludes(cli)?);
+    if let Some(jobs) = cli.jobs {
+        builder = builder.jobs(jobs);
+    }
+    if let Some(p) = &cli.platform {
+        builder = builder.platform(Platform::parse(p)?);
+    }
+    // Bars only for a person watching: never in a pipe, and not over logs.
+    let bars = (!cli.quiet && cli.verbose == 0 && std::io::stderr().is_terminal())
+        .then(|| Arc::new(bars::Bars::new()));
+    if let Some(b) = &bars {
+        builder = builder.progress(Arc::clone(b) as _);
+    }
+    let result = convert(cli, builder, started, bars.as_deref()).await;
+    if let Some(b) = &bars {
+        b.clear();
+    }
+    result
+}
+
+async fn convert(
+    cli: &Cli,
+    builder: InitramfsBuilder,
+    started: Instant,
+    bars: Option<&bars::Bars>,
+) -> Result<()> {
+    let prepared = builder.prepare().await?;
+    if !cli.quiet {
+        if let Some(b) = bars {
+            b.clear();
+        }
+        for w in prepared.warnings() {
+            eprintln!("initramfs-stream: warning: {w}");
+        }
+    }
+    if cli.list {
+        return list(&prepared, cli.json);
+    }
+
+    let summary = match &cli.output {
+        Some(path) => {
+            let mut file = AtomicFile::create(path)
+                .await
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let summary = prepared.write_to(file.writer()).await?;
+            file.commit()
+                .await
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            summary
+        }
+        None => {
+            // A duplicate of fd 1 as a plain file: unbuffered, no line
+            // scanning, and Send (a StdoutLock is not).
+            use std::os::fd::AsFd;
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot use stdout")?;
+            let stdout = BlockingIo(std::fs::File::from(fd));
+            prepared.write_to(stdout).await?
+        }
+    };
+    if let Some(b) = bars {
+        b.clear();
+    }
+    let elapsed = started.elapsed();
+    if cli.json {
+        let mut json = summary.json(elapsed);
+        json["image"] = cli.image.clone().into();
+        json["output"] = cli.output.as_ref().map(|p| p.display().to_string()).into();
+        // stdout holds the archive unless -o took it elsewhere.
+        if cli.output.is_some() {
+            println!("{json}");
+        } else {
+            eprintln!("{json}");
+        }
+    } else if !cli.quiet {
+        eprintln!("initramfs-stream: {}", summary.line(elapsed));
+    }
+    Ok(())
+}
+
+/// Writes to stdout; a reader that stops early (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
+    }
+}
+
+/// `--list`: one line (or JSON object) per path on stdout. A reader that
+/// stops early (`| head`) is not an error.
+fn list(prepared: &PreparedImage, json: bool) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = (|| {
+        for entry in prepared.list() {
+            if json {
+                writeln!(out, "{}", entry.json())?;
+            } else {
+                writeln!(out, "{}", entry.text_line())?;
+            }
+        }
+        out.flush()
+    })();
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write the listing"),
+    }
+}
+
+/// How to reach a registry; ignored for local images.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Registry")]
+struct RegistryArgs {
+    /// User name for the registry (with --password-stdin). Without it,
+    /// credentials come from $REGISTRY_AUTH_FILE, the containers auth.json,
+    /// or the Docker config ($DOCKER_CONFIG, ~/.docker) and its helpers.
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    username: Option<String>,
+
+    /// Read the registry password from stdin.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+
+    /// Talk plain HTTP to the registry.
+    #[arg(long)]
+    plain_http: bool,
+
+    /// Do not verify the registry's TLS certificate.
+    #[arg(long)]
+    insecure: bool,
+
+    /// Also trust the PEM CA certificates in FILE.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+
+    /// Compressed layers kept in memory between the two passes; past it a
+    /// layer is downloaded again (suffixes K, M, G, T).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1G")]
+    memory_limit: u64,
+}
+
+/// The image reference, with the registry options when it names a registry.
+fn image_reference(image: &str, args: &RegistryArgs) -> Result<ImageReference> {
+    use initramfs_stream::source::RegistryOptions;
+    let mut reference = ImageReference::parse(image)?;
+    if let ImageReference::Registry { options, .. } = &mut reference {
+        let password = if args.password_stdin {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .context("cannot read the password from stdin")?;
+            let s = s.strip_suffix('\n').unwrap_or(&s);
+            Some(s.strip_suffix('\r').unwrap_or(s).to_string())
+        } else {
+            None
+        };
+        *options = RegistryOptions {
+            username: args.username.clone(),
+            password,
+            plain_http: args.plain_http,
+            insecure: args.insecure,
+            ca_file: args.ca_file.clone(),
+            memory_limit: args.memory_limit,
+        };
+    }
+    Ok(reference)
+}
