@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 
+use crate::channel_reader::ChannelReader;
 use crate::index::FileGroup;
 use crate::layer::LayerReader;
 use crate::progress::{Pass, Progress};
@@ -64,7 +65,7 @@ pub fn schedule(groups: &[FileGroup]) -> Vec<usize> {
     order
 }
 
-type Message = Result<Bytes, String>;
+type Message = std::io::Result<Bytes>;
 
 /// Starts a producer for one layer: the bodies of `wanted` (ordinal, size),
 /// in ordinal order, then nothing on success or one error.
@@ -77,13 +78,10 @@ pub fn spawn_layer(
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     tokio::spawn(async move {
         if let Err(e) = produce(&source, layer, &wanted, &tx, progress).await {
-            let _ = tx.send(Err(e.to_string())).await;
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });
-    BodyStream {
-        rx,
-        current: Bytes::new(),
-    }
+    BodyStream(ChannelReader::new(rx))
 }
 
 async fn produce(
@@ -127,19 +125,15 @@ async fn produce(
 }
 
 /// The concatenated bodies of one layer's wanted files, as a reader.
-pub struct BodyStream {
-    rx: mpsc::Receiver<Message>,
-    current: Bytes,
-}
+pub struct BodyStream(ChannelReader);
 
 impl BodyStream {
     /// Waits for the producer's end: its digest checks ran over the whole
     /// layer. Extra data or an error fails the archive.
     pub async fn finish(mut self) -> Result<(), Error> {
-        match self.rx.recv().await {
-            None if self.current.is_empty() => Ok(()),
-            Some(Err(e)) => Err(Error::Io(std::io::Error::other(e))),
-            _ => Err(Error::Usage("a layer gave more data than planned".into())),
+        match self.0.close().await? {
+            true => Ok(()),
+            false => Err(Error::Usage("a layer gave more data than planned".into())),
         }
     }
 }
@@ -150,18 +144,7 @@ impl AsyncRead for BodyStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        while self.current.is_empty() {
-            match self.rx.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(std::io::Error::other(e))),
-                Poll::Ready(Some(Ok(bytes))) => self.current = bytes,
-            }
-        }
-        let n = self.current.len().min(buf.remaining());
-        let chunk = self.current.split_to(n);
-        buf.put_slice(&chunk);
-        Poll::Ready(Ok(()))
+        Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
