@@ -175,10 +175,16 @@ impl MergeIndex {
         }
         let (kind, meta) = match (&entry.kind, linked) {
             (_, Some(source)) => {
-                if existing == Some(source) {
-                    return Ok(()); // a link to itself changes nothing
-                }
                 let node = &self.nodes[source as usize];
+                if matches!(node.kind, NodeKind::Dir(_) | NodeKind::Removed) {
+                    return Err(err("hardlink to a directory"));
+                }
+                if existing == Some(source) {
+                    // A link to itself keeps the node, but this layer wrote it:
+                    // its own whiteouts and opaque markers must spare it.
+                    self.nodes[source as usize].upper = layer;
+                    return Ok(());
+                }
                 let kind = match &node.kind {
                     NodeKind::File { content, size } => NodeKind::File {
                         content: *content,
