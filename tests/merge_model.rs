@@ -342,6 +342,8 @@ enum Op {
     Flip(PathSpec, Meta),
     LinkExisting(PathSpec, Index, u8),
     LinkAny(PathSpec, PathSpec),
+    /// A hardlink from an existing path to itself.
+    LinkSelf(Index, u8),
     WhiteoutExisting(Index),
     Whiteout(PathSpec),
     Opaque(Vec<u8>, u8),
@@ -390,6 +392,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (path_spec(), meta()).prop_map(|(p, m)| Op::Fifo(p, m)),
         2 => (path_spec(), meta()).prop_map(|(p, m)| Op::Flip(p, m)),
         4 => (path_spec(), any::<Index>(), any::<u8>()).prop_map(|(p, i, s)| Op::LinkExisting(p, i, s)),
+        1 => (any::<Index>(), any::<u8>()).prop_map(|(i, s)| Op::LinkSelf(i, s)),
         1 => (path_spec(), path_spec()).prop_map(|(p, t)| Op::LinkAny(p, t)),
         2 => any::<Index>().prop_map(Op::WhiteoutExisting),
         1 => path_spec().prop_map(Op::Whiteout),
@@ -421,12 +424,6 @@ fn whiteout_path(parent: &[Vec<u8>], name: &[u8], style: u8) -> Vec<u8> {
     wh.extend_from_slice(name);
     comps.push(wh);
     spell(&comps, style)
-}
-
-/// A hardlink to its own path: the index gets it wrong (see the ignored
-/// tests below), so the property leaves it to them.
-fn is_self_link(e: &LayerEntry) -> bool {
-    matches!(&e.kind, EntryKind::Hardlink { target } if normalise(target) == normalise(&e.path))
 }
 
 /// Turns ops into entries. The model picks targets that exist, and drops
@@ -512,6 +509,20 @@ fn realise(stack: &[Vec<GenOp>]) -> Vec<Vec<LayerEntry>> {
                     },
                     ordinal,
                 ),
+                Op::LinkSelf(pick, style) => {
+                    if existing.is_empty() {
+                        continue;
+                    }
+                    let t = normalise(&existing[pick.index(existing.len())]);
+                    entry(
+                        spell(&t, *style),
+                        EntryKind::Hardlink {
+                            target: spell(&t, style.wrapping_add(1)),
+                        },
+                        Meta::default(),
+                        ordinal,
+                    )
+                }
                 Op::WhiteoutExisting(pick) => {
                     if existing.is_empty() {
                         continue;
@@ -570,7 +581,7 @@ fn realise(stack: &[Vec<GenOp>]) -> Vec<Vec<LayerEntry>> {
                     entry(path, kind, Meta::default(), ordinal)
                 }
             };
-            if model.crosses_symlink(&e) || is_self_link(&e) {
+            if model.crosses_symlink(&e) {
                 continue;
             }
             let before = (model.clone(), written.clone());
