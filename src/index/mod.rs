@@ -224,8 +224,8 @@ impl MergeIndex {
             (EntryKind::Fifo, None) => (NodeKind::Fifo, entry.meta),
             (EntryKind::Hardlink { .. }, None) => unreachable!("hardlinks resolve above"),
         };
-        if let Some(id) = existing {
-            self.remove(id);
+        if existing.is_some() {
+            self.remove_child(dir, base);
         }
         self.insert(dir, base, layer, meta, kind, &err)?;
         Ok(())
@@ -262,7 +262,7 @@ impl MergeIndex {
             if self.nodes[id as usize].upper == layer {
                 self.clear_lower(id, layer);
             } else {
-                self.remove(id);
+                self.remove_child(dir, hidden);
             }
         }
         Ok(())
@@ -411,12 +411,21 @@ impl MergeIndex {
         Ok(id)
     }
 
-    /// Removes a node and everything below it.
-    fn remove(&mut self, id: NodeId) {
-        let parent = self.nodes[id as usize].parent;
-        if let NodeKind::Dir(children) = &mut self.nodes[parent as usize].kind {
-            children.retain(|_, c| *c != id);
+    /// Removes `name` from directory `dir`, with everything below it. By
+    /// name, not by node: finding a node's name would scan its siblings,
+    /// quadratic for a layer rewriting a large directory.
+    fn remove_child(&mut self, dir: NodeId, name: &[u8]) {
+        let removed = match &mut self.nodes[dir as usize].kind {
+            NodeKind::Dir(children) => children.remove(name),
+            _ => None,
+        };
+        if let Some(id) = removed {
+            self.free_subtree(id);
         }
+    }
+
+    /// Frees a node already detached from its parent, and everything below.
+    fn free_subtree(&mut self, id: NodeId) {
         let mut stack = vec![id];
         while let Some(n) = stack.pop() {
             let kind = std::mem::replace(&mut self.nodes[n as usize].kind, NodeKind::Removed);
@@ -428,22 +437,45 @@ impl MergeIndex {
         }
     }
 
+    /// Keeps the children of `dir` for which `keep(nodes, name, child)`
+    /// holds and frees the others: one pass over the map.
+    fn retain_children(
+        &mut self,
+        dir: NodeId,
+        mut keep: impl FnMut(&[Node], &[u8], NodeId) -> bool,
+    ) {
+        let NodeKind::Dir(children) = &mut self.nodes[dir as usize].kind else {
+            return;
+        };
+        let mut children = std::mem::take(children);
+        let mut doomed = Vec::new();
+        children.retain(|name, &mut child| {
+            let kept = keep(&self.nodes, name, child);
+            if !kept {
+                doomed.push(child);
+            }
+            kept
+        });
+        if let NodeKind::Dir(slot) = &mut self.nodes[dir as usize].kind {
+            *slot = children;
+        }
+        for id in doomed {
+            self.free_subtree(id);
+        }
+    }
+
     /// Removes everything below `dir` that `layer` did not write. A loop,
     /// not recursion: trees may be thousands of levels deep.
     fn clear_lower(&mut self, dir: NodeId, layer: u32) {
         let mut dirs = vec![dir];
         while let Some(d) = dirs.pop() {
-            let children: Vec<NodeId> = match &self.nodes[d as usize].kind {
-                NodeKind::Dir(c) => c.values().copied().collect(),
-                _ => continue,
-            };
-            for c in children {
-                if self.nodes[c as usize].upper == layer {
+            self.retain_children(d, |nodes, _, c| {
+                let kept = nodes[c as usize].upper == layer;
+                if kept {
                     dirs.push(c);
-                } else {
-                    self.remove(c);
                 }
-            }
+                kept
+            });
         }
     }
 
@@ -468,27 +500,22 @@ impl MergeIndex {
     /// excluded directory nothing is asked about.
     pub fn exclude(&mut self, mut excluded: impl FnMut(&[u8], bool) -> bool) -> usize {
         let before = self.live;
-        let mut doomed = Vec::new();
         let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(ROOT, Vec::new())];
         while let Some((id, path)) = stack.pop() {
-            let NodeKind::Dir(children) = &self.nodes[id as usize].kind else {
-                continue;
-            };
-            for (name, &child) in children {
+            self.retain_children(id, |nodes, name, child| {
                 let mut full = Vec::with_capacity(path.len() + 1 + name.len());
                 full.extend_from_slice(&path);
                 full.push(b'/');
                 full.extend_from_slice(name);
-                let is_dir = matches!(self.nodes[child as usize].kind, NodeKind::Dir(_));
+                let is_dir = matches!(nodes[child as usize].kind, NodeKind::Dir(_));
                 if excluded(&full, is_dir) {
-                    doomed.push(child);
-                } else if is_dir {
+                    return false;
+                }
+                if is_dir {
                     stack.push((child, full));
                 }
-            }
-        }
-        for id in doomed {
-            self.remove(id);
+                true
+            });
         }
         before - self.live
     }
