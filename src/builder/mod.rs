@@ -428,12 +428,18 @@ impl PreparedImage {
     /// Writes the compressed archive. On error the output holds a prefix of
     /// the archive without a trailer, so it cannot pass for a whole one.
     pub async fn write_to<W: AsyncWrite + Unpin + Send>(self, output: W) -> Result<Summary, Error> {
+        use sha2::Digest;
         let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BUFFER);
         let compression = self.compression;
         let image_digest = self.source.image_digest().map(|d| d.to_string());
         let platform = self.source.platform().to_string();
         self.progress.writing(self.archive_size);
-        let mut hashed = HashingWriter::new(output, Arc::clone(&self.progress));
+        let mut hasher = sha2::Sha256::new();
+        let progress = Arc::clone(&self.progress);
+        let mut hashed = output::TapWriter::new(output, |b: &[u8]| {
+            hasher.update(b);
+            progress.output_written(b.len() as u64);
+        });
         let encoder = tokio::spawn(encode(
             self.source,
             self.plan,
@@ -448,6 +454,7 @@ impl PreparedImage {
         // The encoder's error explains a compressor error (a closed pipe).
         let (entries, archive_bytes) = encoded?;
         let output_bytes = compressed?;
+        drop(hashed);
         Ok(Summary {
             image_digest,
             platform,
@@ -455,7 +462,7 @@ impl PreparedImage {
             archive_bytes,
             codec: compression.codec,
             output_bytes,
-            sha256: hashed.hex(),
+            sha256: hex::encode(hasher.finalize()),
         })
     }
 }
@@ -611,57 +618,6 @@ fn apply_mtimes(plan: &mut Plan, mtimes: Mtimes) {
     }
     for g in plan.empty_files.iter_mut().chain(&mut plan.files) {
         mtimes.apply(&mut g.meta);
-    }
-}
-
-/// The output as written: counted, hashed and reported.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: sha2::Sha256,
-    progress: Arc<dyn Progress>,
-}
-
-impl<W> HashingWriter<W> {
-    fn new(inner: W, progress: Arc<dyn Progress>) -> Self {
-        use sha2::Digest;
-        HashingWriter {
-            inner,
-            hasher: sha2::Sha256::new(),
-            progress,
-        }
-    }
-
-    fn hex(self) -> String {
-        use sha2::Digest;
-        hex::encode(self.hasher.finalize())
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for HashingWriter<W> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        use sha2::Digest;
-        let poll = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = poll {
-            self.hasher.update(&buf[..n]);
-            self.progress.output_written(n as u64);
-        }
-        poll
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

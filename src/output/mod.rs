@@ -115,10 +115,8 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut counted = CountingWriter {
-        inner: output,
-        count: 0,
-    };
+    let mut count = 0u64;
+    let mut counted = TapWriter::new(output, |b: &[u8]| count += b.len() as u64);
     let level = compression.level;
     match compression.codec {
         Codec::None => {
@@ -149,7 +147,8 @@ where
             xz::compress(input, &mut counted, level.unwrap_or(6) as u32, jobs).await?;
         }
     }
-    Ok(counted.count)
+    drop(counted);
+    Ok(count)
 }
 
 /// `tokio::io::copy` flushes the writer whenever the reader must wait; a
@@ -170,12 +169,21 @@ where
     }
 }
 
-struct CountingWriter<W> {
+/// Passes writes through and shows every byte written to `tap` (to count,
+/// hash or report it). Shutting it down only flushes: finishing an encoder
+/// must not close the caller's output.
+pub struct TapWriter<W, F> {
     inner: W,
-    count: u64,
+    tap: F,
 }
 
-impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
+impl<W, F: FnMut(&[u8])> TapWriter<W, F> {
+    pub fn new(inner: W, tap: F) -> Self {
+        TapWriter { inner, tap }
+    }
+}
+
+impl<W: AsyncWrite + Unpin, F: FnMut(&[u8]) + Unpin> AsyncWrite for TapWriter<W, F> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -183,7 +191,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
     ) -> std::task::Poll<std::io::Result<usize>> {
         let poll = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
         if let std::task::Poll::Ready(Ok(n)) = poll {
-            self.count += n as u64;
+            (self.tap)(&buf[..n]);
         }
         poll
     }
@@ -197,7 +205,6 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        // The caller owns the output; finishing the encoder must not close it.
         std::pin::Pin::new(&mut self.inner).poll_flush(cx)
     }
 }
