@@ -546,8 +546,10 @@ impl MergeIndex {
     /// Turns the tree into the archive's entries, in the archive's order.
     pub fn plan(&self) -> Plan {
         let mut plan = Plan::default();
+        // Index into `empty` or `data`, by size: one content, one size.
         let mut groups: HashMap<ContentRef, usize> = HashMap::new();
-        let mut file_groups: Vec<FileGroup> = Vec::new();
+        let mut empty: Vec<FileGroup> = Vec::new();
+        let mut data: Vec<FileGroup> = Vec::new();
         // Depth-first, children by name bytes: parents always come first.
         let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(ROOT, Vec::new())];
         while let Some((id, name)) = stack.pop() {
@@ -577,16 +579,19 @@ impl MergeIndex {
                     }
                 }
                 NodeKind::File { content, size } => {
+                    // Empty files need no layer bytes: they go out with the symlinks.
+                    let list = if *size == 0 { &mut empty } else { &mut data };
                     let g = *groups.entry(*content).or_insert_with(|| {
-                        file_groups.push(FileGroup {
+                        list.push(FileGroup {
                             content: *content,
                             size: *size,
                             meta: node.meta,
-                            names: Vec::new(),
+                            // Hardlinks are rare: a first push would reserve four.
+                            names: Vec::with_capacity(1),
                         });
-                        file_groups.len() - 1
+                        list.len() - 1
                     });
-                    file_groups[g].names.push(name);
+                    list[g].names.push(name);
                 }
                 NodeKind::Symlink(target) => {
                     plan.others.push(entry(PlanKind::Symlink(target.to_vec())));
@@ -601,9 +606,6 @@ impl MergeIndex {
                 NodeKind::Removed => {}
             }
         }
-        // Empty files need no layer bytes: they go out with the symlinks.
-        let (empty, mut data): (Vec<FileGroup>, Vec<FileGroup>) =
-            file_groups.into_iter().partition(|g| g.size == 0);
         data.sort_by_key(|g| g.content);
         plan.empty_files = empty;
         plan.files = data;
