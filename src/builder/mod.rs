@@ -496,18 +496,19 @@ async fn encode<W: AsyncWrite + Unpin>(
         }
     }
 
-    let (layer_groups, extra_groups): (Vec<&FileGroup>, Vec<&FileGroup>) = plan
+    // Files are sorted by content reference and EXTRA_LAYER sorts last:
+    // the layers' files are a prefix of the list, borrowed, not copied.
+    let split = plan
         .files
-        .iter()
-        .partition(|g| g.content.layer != EXTRA_LAYER);
-    let layer_groups: Vec<FileGroup> = layer_groups.into_iter().cloned().collect();
+        .partition_point(|g| g.content.layer != EXTRA_LAYER);
+    let (layer_groups, extra_groups) = plan.files.split_at(split);
     let mut remaining: HashMap<u32, usize> = HashMap::new();
-    for g in &layer_groups {
+    for g in layer_groups {
         *remaining.entry(g.content.layer).or_default() += 1;
     }
     let mut streams: HashMap<u32, bodies::BodyStream> = HashMap::new();
     let mut finished = Vec::new();
-    for i in bodies::schedule(&layer_groups) {
+    for i in bodies::schedule(layer_groups) {
         let group = &layer_groups[i];
         let layer = group.content.layer;
         let stream = streams.entry(layer).or_insert_with(|| {
