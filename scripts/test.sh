@@ -23,6 +23,8 @@ declare -A needs=(
     [script]=bsdutils
     [mknod]=coreutils
     [gzip]=gzip
+    [tar]=tar
+    [openssl]=openssl
 )
 missing=()
 for cmd in "${!needs[@]}"; do
