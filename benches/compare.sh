@@ -16,25 +16,14 @@ m=idx["manifests"][0]["digest"].split(":")[1]
 man=json.load(open(sys.argv[1]+"/blobs/sha256/"+m))
 print(" ".join(sys.argv[1]+"/blobs/sha256/"+l["digest"].split(":")[1] for l in man["layers"]))' "$layout")
 
-# Best of $runs wall-clock seconds, and the peak RSS of that run.
-best() {
-  local best_t= best_m= t m report
-  report=$(mktemp)
-  for _ in $(seq "$runs"); do
-    /usr/bin/time -o "$report" -f '%e %M' "$@" >/dev/null 2>&1
-    read -r t m <"$report"
-    if [[ -z $best_t ]] || awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t; best_m=$m; fi
-  done
-  rm -f "$report"
-  echo "$best_t $best_m"
-}
+source benches/common.sh
 
 uncompressed=$(for l in $layers; do gzip -dc "$l"; done | wc -c)
 paths=$(for l in $layers; do gzip -dc "$l" | tar -t; done | sort -u | wc -l)
-read -r floor _ < <(best sh -c "for l in $layers; do gzip -dc \$l; done")
-read -r none none_m < <(best "$bin" "oci:$layout:bench" --no-init -c none)
-read -r gz gz_m < <(best "$bin" "oci:$layout:bench" --no-init -c gzip)
-read -r zs zs_m < <(best "$bin" "oci:$layout:bench" --no-init -c zstd)
+read -r floor _ _ < <(best sh -c "for l in $layers; do gzip -dc \$l; done")
+read -r none none_m _ < <(best "$bin" "oci:$layout:bench" --no-init -c none)
+read -r gz gz_m _ < <(best "$bin" "oci:$layout:bench" --no-init -c gzip)
+read -r zs zs_m _ < <(best "$bin" "oci:$layout:bench" --no-init -c zstd)
 echo "image: $((uncompressed / 1000000)) MB uncompressed, $paths tar paths; best of $runs runs, $(nproc) cores"
 echo "| what | time | peak RSS |"
 echo "| --- | --- | --- |"

@@ -42,26 +42,15 @@ m=idx["manifests"][0]["digest"].split(":")[1]
 man=json.load(open(sys.argv[1]+"/blobs/sha256/"+m))
 print(sum(l["size"] for l in man["layers"]))' "$layout")
 
-# Best of $runs wall-clock seconds, and the peak RSS (KiB) of that run.
-best() {
-  local best_t= best_m= t m report
-  report=$(mktemp)
-  for _ in $(seq "$runs"); do
-    /usr/bin/time -o "$report" -f '%e %M' "$@" >/dev/null 2>&1
-    read -r t m <"$report"
-    if [[ -z $best_t ]] || awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t; best_m=$m; fi
-  done
-  rm -f "$report"
-  echo "$best_t $best_m"
-}
+source benches/common.sh
 
 # Same bytes, or the comparison means nothing.
 cmp <("$bin" "oci:$layout:bench" --no-init -c none) \
     <("$bin" "127.0.0.1:$port/bench:latest" --plain-http --no-init -c none)
 
-read -r local_t local_m < <(best "$bin" "oci:$layout:bench" --no-init -c none)
-read -r pull_t pull_m < <(best "$bin" "127.0.0.1:$port/bench:latest" --plain-http --no-init -c none)
-read -r small_t small_m < <(best "$bin" "127.0.0.1:$port/bench:latest" --plain-http --no-init -c none --memory-limit 0)
+read -r local_t local_m _ < <(best "$bin" "oci:$layout:bench" --no-init -c none)
+read -r pull_t pull_m _ < <(best "$bin" "127.0.0.1:$port/bench:latest" --plain-http --no-init -c none)
+read -r small_t small_m _ < <(best "$bin" "127.0.0.1:$port/bench:latest" --plain-http --no-init -c none --memory-limit 0)
 echo "image: $((compressed / 1000000)) MB compressed; best of $runs runs, $(nproc) cores, loopback registry"
 echo "| what | time | peak RSS |"
 echo "| --- | --- | --- |"
