@@ -78,30 +78,7 @@ printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=I
 openssl x509 -req -days 2 -CAcreateserial -in "$tls/server.csr" -CA "$tls/ca.crt" \
   -CAkey "$tls/ca.key" -extfile "$tls/ext" -out "$tls/server.crt" 2>/dev/null
 mkdir -p "$tls/certs.d" && cp "$tls/ca.crt" "$tls/certs.d/"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$work/registry"
-cat >"$work/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry/storage
-http:
-  addr: 127.0.0.1:$port
-  tls:
-    certificate: $tls/server.crt
-    key: $tls/server.key
-EOF
-docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-registry=$!
-trap 'kill $registry 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  curl -fs --cacert "$tls/ca.crt" "https://127.0.0.1:$port/v2/" >/dev/null && break
-  sleep 0.1
-done
+start_registry "$tls"
 skopeo copy -q --dest-cert-dir "$tls/certs.d" "$image" "docker://127.0.0.1:$port/bench:latest"
 remote=127.0.0.1:$port/bench:latest
 pull_out=$work/pull.cpio.gz

@@ -13,27 +13,8 @@ bin=$PWD/target/release/initramfs-stream
 ref=$(scripts/bench-image.sh "$work" | tail -n 1)
 layout=${ref%:*}
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$work/registry"
-cat >"$work/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry/storage
-http:
-  addr: 127.0.0.1:$port
-EOF
-docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-registry=$!
-trap 'kill $registry 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v2/')" 2>/dev/null && break
-  sleep 0.1
-done
+source benches/common.sh
+start_registry
 skopeo copy -q --dest-tls-verify=false "oci:$layout:bench" "docker://127.0.0.1:$port/bench:latest"
 
 compressed=$(python3 -c 'import json,sys
@@ -42,7 +23,6 @@ m=idx["manifests"][0]["digest"].split(":")[1]
 man=json.load(open(sys.argv[1]+"/blobs/sha256/"+m))
 print(sum(l["size"] for l in man["layers"]))' "$layout")
 
-source benches/common.sh
 
 # Same bytes, or the comparison means nothing.
 cmp <("$bin" "oci:$layout:bench" --no-init -c none) \
