@@ -55,6 +55,16 @@ pub struct ImageRunConfig {
     pub user: Option<String>,
 }
 
+/// An extended attribute of a regular file of the final tree. newc cannot
+/// carry it; the static `/init` sets it in the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileXattr {
+    /// Absolute, normalised.
+    pub path: Vec<u8>,
+    pub name: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
 /// One entry of the merged image, as stored (a final symlink not followed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageEntry {

@@ -177,7 +177,9 @@ impl InitramfsBuilder {
             capture_limit: boot::MAX_READ as u64,
         };
         let mut index = MergeIndex::new(self.max_entries);
-        let mut xattrs = std::collections::BTreeSet::new();
+        // (path, xattr) of the entries that carry one, checked against the
+        // final tree once every layer is applied.
+        let mut xattrs: Vec<(Vec<u8>, ContentRef, layer::EntryXattr)> = Vec::new();
         let mut captured = HashMap::new();
         let mut scans = Box::pin(
             futures::stream::iter(source.layers.clone())
@@ -210,7 +212,16 @@ impl InitramfsBuilder {
                 "headers read"
             );
             index.apply_layer(layer_no, &headers.entries)?;
-            xattrs.extend(headers.xattrs);
+            for x in headers.xattrs {
+                let at = headers.entries.binary_search_by_key(&x.ordinal, |e| e.ordinal);
+                if let Ok(i) = at {
+                    let content = ContentRef {
+                        layer: layer_no,
+                        ordinal: x.ordinal,
+                    };
+                    xattrs.push((headers.entries[i].path.clone(), content, x));
+                }
+            }
             for (ordinal, body) in headers.captured {
                 let at = ContentRef {
                     layer: layer_no,
@@ -226,6 +237,7 @@ impl InitramfsBuilder {
             tracing::info!(patterns = excludes.len(), paths = removed, "excluded");
         }
 
+        let xattrs = final_xattrs(&index, xattrs);
         let mut warnings = Vec::new();
         let mut extras = Vec::new();
         if let Some(options) = &self.boot {
@@ -279,9 +291,13 @@ impl InitramfsBuilder {
             )));
         }
         if !xattrs.is_empty() {
+            let names: std::collections::BTreeSet<String> = xattrs
+                .iter()
+                .map(|x| crate::listing::escape(&x.name))
+                .collect();
             warnings.push(format!(
                 "newc archives cannot store extended attributes; dropped: {}",
-                xattrs.into_iter().collect::<Vec<_>>().join(", ")
+                names.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
         tracing::info!(
@@ -655,6 +671,26 @@ impl ImageLookup for TreeLookup<'_> {
             _ => None,
         }
     }
+}
+
+/// The xattrs of the final tree's regular files: those whose entry still
+/// holds the file's content at its path (a later layer's file, or a
+/// whiteout, drops them).
+fn final_xattrs(
+    index: &MergeIndex,
+    found: Vec<(Vec<u8>, ContentRef, layer::EntryXattr)>,
+) -> Vec<boot::FileXattr> {
+    found
+        .into_iter()
+        .filter_map(|(path, at, x)| {
+            let live = matches!(index.lookup(&path)?.kind, TreeKind::File { content, .. } if content == at);
+            live.then(|| boot::FileXattr {
+                path: crate::path::absolute(&path),
+                name: x.name,
+                value: x.value,
+            })
+        })
+        .collect()
 }
 
 fn run_config(source: &ImageSource) -> ImageRunConfig {
