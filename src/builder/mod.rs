@@ -213,7 +213,9 @@ impl InitramfsBuilder {
             );
             index.apply_layer(layer_no, &headers.entries)?;
             for x in headers.xattrs {
-                let at = headers.entries.binary_search_by_key(&x.ordinal, |e| e.ordinal);
+                let at = headers
+                    .entries
+                    .binary_search_by_key(&x.ordinal, |e| e.ordinal);
                 if let Ok(i) = at {
                     let content = ContentRef {
                         layer: layer_no,
@@ -240,13 +242,22 @@ impl InitramfsBuilder {
         let xattrs = final_xattrs(&index, xattrs);
         let mut warnings = Vec::new();
         let mut extras = Vec::new();
+        if self.boot.is_none() {
+            warnings.extend(boot::dropped_xattrs(&xattrs));
+        }
         if let Some(options) = &self.boot {
             let lookup = TreeLookup {
                 index: &index,
                 captured: &captured,
             };
-            let config = run_config(&source);
-            let plan = boot::plan(options, &config, &lookup)?;
+            let platform = source.platform();
+            let image = boot::BootImage {
+                config: run_config(&source),
+                architecture: platform.architecture,
+                variant: platform.variant,
+                xattrs,
+            };
+            let plan = boot::plan(options, &image, &lookup)?;
             warnings.extend(plan.notes);
             let meta = |mode| Meta {
                 mode,
@@ -289,16 +300,6 @@ impl InitramfsBuilder {
                 "the archive would be {archive_size} bytes, over the --max-size bound of {} bytes",
                 self.max_size
             )));
-        }
-        if !xattrs.is_empty() {
-            let names: std::collections::BTreeSet<String> = xattrs
-                .iter()
-                .map(|x| crate::listing::escape(&x.name))
-                .collect();
-            warnings.push(format!(
-                "newc archives cannot store extended attributes; dropped: {}",
-                names.into_iter().collect::<Vec<_>>().join(", ")
-            ));
         }
         tracing::info!(
             dirs = plan.dirs.len(),
@@ -701,6 +702,7 @@ fn run_config(source: &ImageSource) -> ImageRunConfig {
         env: c.env,
         working_dir: c.working_dir,
         user: c.user,
+        stop_signal: c.stop_signal,
     }
 }
 
