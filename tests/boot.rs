@@ -579,3 +579,26 @@ fn harness_sees_a_panic() {
     assert!(!b.has_line("harness-marker-42"));
     assert_eq!(b.poweroff_problem().as_deref(), Some("kernel panic"));
 }
+
+/// scripts/demo.sh, the README's one command, with this build's binary.
+#[test]
+fn demo_script_boots_the_example() {
+    if kernel().is_none() {
+        return;
+    }
+    let dir = scratch("demo");
+    let out = Command::new("bash")
+        .arg(boot_support::manifest_dir().join("scripts/demo.sh"))
+        .env("INITRAMFS_STREAM", BIN)
+        .env("DEMO_DIR", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let console = fs::read_to_string(dir.path().join("console.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "demo.sh failed:\n{}\n{console}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(console.contains("hello from /root: world"), "{console}");
+}
