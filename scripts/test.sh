@@ -52,7 +52,15 @@ fi
 
 if [[ -x scripts/fetch-kernel.sh ]]; then
     scripts/fetch-kernel.sh >&2
+    scripts/fetch-kernel.sh arm64 >&2
 fi
+
+# The static inits and the boot tests' probe program are built for these.
+musl_targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+installed=$(rustup target list --installed 2>/dev/null || true)
+for t in "${musl_targets[@]}"; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t" >&2
+done
 
 locked=(--locked)
 [[ -f Cargo.lock ]] || locked=()
