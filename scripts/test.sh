@@ -64,6 +64,9 @@ done
 
 locked=(--locked)
 [[ -f Cargo.lock ]] || locked=()
+# The library builds without the command line's crates.
+cargo build --lib --no-default-features "${locked[@]}" >&2
+
 # Arguments replace --all-targets, e.g. `scripts/test.sh --test differential`.
 status=0
 if (($#)); then
