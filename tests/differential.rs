@@ -220,7 +220,10 @@ fn xattrs_are_dropped_with_a_warning() {
 fn xattr_names_are_escaped_on_the_terminal() {
     let f = fixtures::handwritten_fixture("xattr_escape");
     let (_, stderr) = tool_ok([f.image.oci_ref().as_str(), "-c", "none", "--no-init"]);
-    assert!(!stderr.contains('\u{1b}'), "raw escape on stderr: {stderr:?}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "raw escape on stderr: {stderr:?}"
+    );
     assert!(
         stderr.contains("user.\\u{1b}[31m\\u{1b}[2Jred"),
         "expected the name escaped in the warning, got {stderr:?}"

@@ -72,10 +72,7 @@ impl InitramfsBuilder {
         InitramfsBuilder {
             reference,
             platform: None,
-            compression: Compression {
-                codec: Codec::None,
-                level: None,
-            },
+            compression: Compression::NONE,
             max_entries: DEFAULT_MAX_ENTRIES,
             max_size: DEFAULT_MAX_SIZE,
             jobs: std::thread::available_parallelism()
@@ -477,7 +474,7 @@ impl PreparedImage {
             platform,
             entries,
             archive_bytes,
-            codec: compression.codec,
+            codec: compression.codec(),
             output_bytes,
             sha256: hex::encode(hasher.finalize()),
         })

@@ -218,7 +218,8 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Some(path) => Codec::for_path(path),
         None => Codec::None,
     });
-    let compression = Compression::new(codec, cli.level).map_err(anyhow::Error::msg)?;
+    let compression = Compression::new(codec, cli.level)
+        .map_err(|e| anyhow::anyhow!("-l/--level {}: {e}", cli.level.unwrap_or_default()))?;
     if !cli.list && cli.output.is_none() && std::io::stdout().is_terminal() {
         bail!("refusing to write an archive to a terminal; use -o FILE or redirect stdout (e.g. | zstd > out.img)");
     }
