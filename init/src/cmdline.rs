@@ -46,6 +46,23 @@ pub fn parse(text: &[u8]) -> KernelCmdline {
     out
 }
 
+/// Whether the kernel's own parameters (before `--`) include `name`, with
+/// or without a value.
+pub fn has_param(text: &[u8], name: &[u8]) -> bool {
+    let mut rest = skip_spaces(text);
+    while !rest.is_empty() {
+        let (param, _, next) = next_arg(rest);
+        if param == b"--" {
+            return false;
+        }
+        if param_name(&param) == param_name(name) {
+            return true;
+        }
+        rest = next;
+    }
+    false
+}
+
 /// The kernel compares parameter names with `-` and `_` as the same.
 fn param_name(param: &[u8]) -> Vec<u8> {
     param
@@ -144,6 +161,21 @@ mod tests {
         assert_eq!(c.args, Some(words("initramfs_stream.user=x")));
         let c = parse(b"initramfs_stream.user=a initramfs_stream.user=b initramfs_stream.user");
         assert_eq!(c.user, Some(b"b".to_vec()));
+    }
+
+    #[test]
+    fn finds_kernel_parameters() {
+        assert!(has_param(b"console=ttyS0 reboot=t quiet", b"reboot"));
+        assert!(has_param(b"quiet reboot", b"reboot"));
+        assert!(has_param(
+            b"initramfs-stream.user=0",
+            b"initramfs_stream.user"
+        ));
+        assert!(!has_param(
+            b"console=ttyS0 rebooted=1 -- reboot=t",
+            b"reboot"
+        ));
+        assert!(!has_param(b"", b"reboot"));
     }
 
     #[test]

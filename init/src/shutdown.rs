@@ -7,13 +7,19 @@
 //!
 //! How to stop depends on what ends the virtual machine monitor:
 //! - aarch64: power-off goes through PSCI, which every VMM implements.
-//! - x86_64: power-off needs ACPI with an S5 sleep state (a DSDT that
-//!   contains `_S5_`); QEMU's pc/q35 and Cloud Hypervisor have one and end
-//!   on it. Without it the kernel turns power-off into a halt that never ends
-//!   the VMM (Firecracker, QEMU microvm with acpi=off), but those do end on a
-//!   reboot (Firecracker on the i8042 reset, QEMU under -no-reboot), so
-//!   without `_S5_` init reboots instead.
+//! - x86_64 with ACPI and an S5 sleep state (a DSDT that contains `_S5_`:
+//!   QEMU's pc and q35, Cloud Hypervisor): power-off. Without S5 the kernel
+//!   turns power-off into a halt that never ends the VMM.
+//! - x86_64 without S5 (Firecracker, QEMU microvm with acpi=off): reboot,
+//!   which ends Firecracker (on the i8042 reset) and QEMU under -no-reboot.
+//!   The kernel resets through the keyboard controller when there is one;
+//!   when there is none (QEMU microvm) its fallback is a jump to the BIOS
+//!   entry point, which boots the guest again without the VMM noticing. So
+//!   without an i8042, and unless the kernel command line sets `reboot=`,
+//!   init selects the triple-fault reset, which every VMM sees.
 
+use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Grace between SIGTERM and SIGKILL for processes left behind.
@@ -60,14 +66,23 @@ fn reap_all_within(limit: Duration) -> bool {
 /// reboot(2) commands to try, in order.
 fn stop_commands() -> Vec<libc::c_int> {
     if cfg!(target_arch = "x86_64") && !acpi_can_power_off() {
+        if !Path::new("/sys/devices/platform/i8042").exists() && !reboot_type_given() {
+            if let Err(e) = fs::write("/sys/kernel/reboot/type", "triple") {
+                crate::warn!("cannot select the triple-fault reset: {e}");
+            }
+        }
         vec![libc::RB_AUTOBOOT]
     } else {
         vec![libc::RB_POWER_OFF, libc::RB_AUTOBOOT]
     }
 }
 
+fn reboot_type_given() -> bool {
+    fs::read("/proc/cmdline").is_ok_and(|text| crate::cmdline::has_param(&text, b"reboot"))
+}
+
 fn acpi_can_power_off() -> bool {
-    std::fs::read("/sys/firmware/acpi/tables/DSDT").is_ok_and(|dsdt| has_s5(&dsdt))
+    fs::read("/sys/firmware/acpi/tables/DSDT").is_ok_and(|dsdt| has_s5(&dsdt))
 }
 
 fn has_s5(dsdt: &[u8]) -> bool {
