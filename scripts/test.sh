@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test entry point: installs the tools the integration tests
 # drive (umoci, skopeo, busybox, cpio, compressors, qemu for boot tests),
-# fetches a kernel when the boot-test helper exists, then runs cargo test.
+# fetches a kernel when the boot-test helper exists, checks that the
+# committed guest /init binaries match init/, then runs cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,13 +55,27 @@ if [[ -x scripts/fetch-kernel.sh ]]; then
     scripts/fetch-kernel.sh >&2
 fi
 
+status=0
+# The guest /init is committed prebuilt: it must be what init/ builds to.
+if ! (($#)); then
+    init_targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+    installed=$(rustup target list --installed)
+    for target in "${init_targets[@]}"; do
+        if ! grep -qx "$target" <<<"$installed"; then
+            echo "test.sh: rustup target add $target" >&2
+            rustup target add "$target" >&2
+        fi
+    done
+    scripts/build-init.sh --check || status=$?
+fi
+
 locked=(--locked)
 [[ -f Cargo.lock ]] || locked=()
 # Arguments replace --all-targets, e.g. `scripts/test.sh --test differential`.
-status=0
 if (($#)); then
     cargo test --no-fail-fast "${locked[@]}" "$@" || status=$?
 else
     cargo test --all-targets --no-fail-fast "${locked[@]}" || status=$?
+    cargo test -p initramfs-stream-init --no-fail-fast "${locked[@]}" || status=$?
 fi
 exit "$status"

@@ -344,4 +344,87 @@ mod tests {
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(parse(ok.as_bytes()).is_ok());
     }
+
+    /// Our value in serde_json's model: numbers as f64, last duplicate wins.
+    fn to_serde(v: &Value) -> serde_json::Value {
+        match v {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Number(n) => serde_json::json!(n.parse::<f64>().unwrap()),
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::Array(a) => serde_json::Value::Array(a.iter().map(to_serde).collect()),
+            Value::Object(m) => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in m {
+                    map.insert(k.clone(), to_serde(v));
+                }
+                serde_json::Value::Object(map)
+            }
+        }
+    }
+
+    fn serde_as_f64(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
+            serde_json::Value::Array(a) => a.into_iter().map(serde_as_f64).collect(),
+            serde_json::Value::Object(m) => serde_json::Value::Object(
+                m.into_iter().map(|(k, v)| (k, serde_as_f64(v))).collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// Same verdict and same value as serde_json on `text`.
+    fn agrees_with_serde_json(text: &[u8]) {
+        let ours = parse(text);
+        let theirs = serde_json::from_slice::<serde_json::Value>(text);
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => assert_eq!(
+                to_serde(&a),
+                serde_as_f64(b),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            ),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!(
+                "{:?}: ours {a:?}, serde_json {b:?}",
+                String::from_utf8_lossy(text)
+            ),
+        }
+    }
+
+    const EXAMPLE: &str = r#"{
+  "version": 1,
+  "entrypoint": ["/usr/bin/app"],
+  "cmd": ["--port", "8080", "caf\u00e9 \"q\" \ud83d\ude00"],
+  "env": ["PATH=/usr/bin:/bin", "A=b"],
+  "working_dir": "/srv/app",
+  "user": "nonroot",
+  "stop_signal": "SIGTERM",
+  "stop_timeout": 10,
+  "hostname": "",
+  "xattrs": [{"path": "/usr/bin/ping", "name": "security.capability", "value": "0000000200200000"}],
+  "x": [true, false, null, -0.5e-3, 1E2, {}, []]
+}"#;
+
+    #[test]
+    fn agrees_with_serde_json_on_every_mutation_of_a_config() {
+        agrees_with_serde_json(EXAMPLE.as_bytes());
+        // Every single-byte deletion, and replacements by bytes that matter
+        // to the grammar, at every position.
+        let bytes = EXAMPLE.as_bytes();
+        for i in 0..bytes.len() {
+            let mut cut = bytes.to_vec();
+            cut.remove(i);
+            agrees_with_serde_json(&cut);
+            for b in [
+                b'"', b'\\', b',', b':', b'{', b']', b'0', b'-', b'e', b'.', b' ', b'\n', 0x01,
+                0xff,
+            ] {
+                let mut changed = bytes.to_vec();
+                changed[i] = b;
+                agrees_with_serde_json(&changed);
+            }
+        }
+    }
 }
