@@ -4,7 +4,8 @@
 //! Boot sequence:
 //! 1. Give fds 0-2 to /dev/console if the kernel did not; install a panic
 //!    hook that reports and ends the VM (PID 1 must never exit).
-//! 2. Route Ctrl-Alt-Del to SIGINT (see `system`).
+//! 2. Block the signals init handles (`supervise`), then route Ctrl-Alt-Del
+//!    to SIGINT (`system`).
 //! 3. Mount /proc, /sys, /dev, /dev/pts, /dev/shm, /sys/fs/cgroup, and /tmp
 //!    and /run when empty; link /dev/fd and /dev/std* (see `mounts`).
 //! 4. Bring up `lo`.
@@ -12,14 +13,17 @@
 //! 6. Set the hostname, apply the extended attributes.
 //! 7. Resolve the user (`user`), build the environment (`env`), create and
 //!    enter the working directory, find the program (`command`).
-//! 8. Block the handled signals, fork and exec the command (`command`).
+//! 8. Fork and exec the command (`command`).
 //! 9. Reap, forward signals, stop on SIGINT until the command ends
 //!    (`supervise`); print its exit status.
 //! 10. Terminate everything else, sync, and power off or reboot
 //!     (`shutdown`).
 //!
-//! Any failure in 5-8 is one `initramfs-stream: error: ...` line, then 10.
-//! Failures in 2-4 and 6 are warnings: the command may not need what failed.
+//! What keeps the command from running (signals that cannot be blocked, no
+//! or a bad run config, an unknown user, no program) is one
+//! `initramfs-stream: error: ...` line, then step 10. The rest (Ctrl-Alt-Del
+//! routing, mounts, lo, /proc/cmdline, hostname, attributes) only warns: the
+//! command may not need what failed.
 
 mod cmdline;
 mod command;
@@ -54,11 +58,14 @@ fn main() {
         say!("error: internal error: {info}");
         shutdown::end_vm();
     }));
+    // Blocked from the start, so that a Ctrl-Alt-Del during setup waits
+    // for the command instead of being dropped.
+    let signals = supervise::Signals::block();
     system::ctrl_alt_del_to_sigint();
     mounts::mount_all();
     console::ensure_stdio();
     system::loopback_up();
-    if let Err(e) = run() {
+    if let Err(e) = signals.and_then(run) {
         say!("error: {e}");
     }
     shutdown::end_vm();
@@ -66,7 +73,7 @@ fn main() {
 
 /// Steps 5-9: returns once the command has ended, or with what kept it from
 /// starting.
-fn run() -> Result<(), String> {
+fn run(signals: supervise::Signals) -> Result<(), String> {
     let text = fs::read(config::PATH)
         .map_err(|e| format!("cannot read the run config {}: {e}", config::PATH))?;
     let config = config::parse(&text).map_err(|e| format!("run config {}: {e}", config::PATH))?;
@@ -122,7 +129,6 @@ fn run() -> Result<(), String> {
     let program = command::find_program(program_name, path_var)?;
     let command = command::Command::new(&program, &argv, &env, identity)?;
 
-    let signals = supervise::Signals::block()?;
     let pid = command.spawn()?;
     let exit = supervise::wait(&signals, pid, config.stop_signal, config.stop_timeout);
     say!("{}", exit.describe());

@@ -28,7 +28,8 @@ pub struct Signals {
 
 impl Signals {
     /// Blocks SIGCHLD, SIGINT and the forwarded signals, and opens a
-    /// signalfd for them. Call before forking the command.
+    /// signalfd for them. Call before forking the command; the child
+    /// unblocks them.
     pub fn block() -> Result<Signals, String> {
         // SAFETY: sigset_t is plain data, initialised by sigemptyset; the
         // calls only read it.
