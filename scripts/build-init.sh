@@ -44,7 +44,9 @@ if $check; then
         release=$(awk '{print $2}' <<<"$want")
         log "the binaries were built with '$want', this machine's rustc is '$rustc_version'; installing $release with rustup"
         if command -v rustup >/dev/null &&
-            rustup toolchain install "$release" --profile minimal --target "${targets[@]}" >&2 &&
+            { [[ $(rustc "+$release" -V 2>/dev/null) == "$want" ]] ||
+                rustup toolchain install "$release" --profile minimal >&2; } &&
+            rustup target add --toolchain "$release" "${targets[@]}" >&2 &&
             [[ $(rustc "+$release" -V) == "$want" ]]; then
             cargo=(cargo "+$release")
             toolchain=(--toolchain "$release")
