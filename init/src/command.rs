@@ -125,12 +125,11 @@ impl Command {
     pub fn spawn(&self) -> Result<libc::pid_t, String> {
         let argv = nul_terminated(&self.argv);
         let envp = nul_terminated(&self.envp);
-        let groups: Vec<libc::gid_t> = self.identity.groups.clone();
         // SAFETY: PID 1 is single-threaded, so the child may run any code.
         match unsafe { libc::fork() } {
             -1 => Err(format!("cannot fork: {}", io::Error::last_os_error())),
             0 => {
-                let code = self.exec_in_child(&argv, &envp, &groups);
+                let code = self.exec_in_child(&argv, &envp);
                 // SAFETY: leaves the child without running PID 1's exit path.
                 unsafe { libc::_exit(code) }
             }
@@ -139,12 +138,7 @@ impl Command {
     }
 
     /// Returns only on failure, with the exit status to end the child with.
-    fn exec_in_child(
-        &self,
-        argv: &[*const libc::c_char],
-        envp: &[*const libc::c_char],
-        groups: &[libc::gid_t],
-    ) -> i32 {
+    fn exec_in_child(&self, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> i32 {
         // SAFETY: plain system calls on this process; the pointers come from
         // live CStrings and slices.
         unsafe {
@@ -159,7 +153,7 @@ impl Command {
                 libc::signal(sig, libc::SIG_DFL);
             }
             let id = &self.identity;
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+            if libc::setgroups(id.groups.len(), id.groups.as_ptr()) != 0
                 || libc::setgid(id.gid) != 0
                 || libc::setuid(id.uid) != 0
             {

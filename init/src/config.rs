@@ -3,6 +3,7 @@
 //! ignored (forward compatibility); a `version` other than 1, a wrongly
 //! typed known key or a value out of range is an error naming the key.
 
+use crate::console::escape;
 use crate::json::{self, Value};
 use crate::signal;
 
@@ -111,8 +112,13 @@ fn xattr(item: &Value) -> Result<Xattr, String> {
         _ => Err(format!("`xattrs`: each entry needs a string `{key}`")),
     };
     let (path, name, hex) = (field("path")?, field("name")?, field("value")?);
-    let value = decode_hex(&hex)
-        .ok_or_else(|| format!("`xattrs`: value of {name} on {path} is not lowercase hex"))?;
+    let value = decode_hex(&hex).ok_or_else(|| {
+        format!(
+            "`xattrs`: value of {} on {} is not lowercase hex",
+            escape(name.as_bytes()),
+            escape(path.as_bytes())
+        )
+    })?;
     Ok(Xattr { path, name, value })
 }
 
@@ -237,6 +243,10 @@ mod tests {
             (
                 br#"{"version": 1, "xattrs": [{"path": "/a", "name": "user.x", "value": "abc"}]}"#,
                 "not lowercase hex",
+            ),
+            (
+                br#"{"version": 1, "xattrs": [{"path": "/a\u001b[2J", "name": "user.x", "value": "z"}]}"#,
+                "value of user.x on /a\\x1b[2J is not",
             ),
         ];
         for (text, want) in cases {

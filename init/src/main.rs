@@ -55,7 +55,10 @@ fn main() {
         std::process::exit(2);
     }
     std::panic::set_hook(Box::new(|info| {
-        say!("error: internal error: {info}");
+        say!(
+            "error: internal error: {}",
+            escape(info.to_string().as_bytes())
+        );
         shutdown::end_vm();
     }));
     // Blocked from the start, so that a Ctrl-Alt-Del during setup waits
