@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test entry point: installs the tools the integration tests
 # drive (umoci, skopeo, busybox, cpio, compressors, qemu for boot tests),
-# fetches a kernel when the boot-test helper exists, then runs cargo test.
+# fetches a kernel when the boot-test helper exists, checks that the
+# committed guest /init binaries match init/, then runs cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,10 +58,20 @@ fi
 
 # The static inits and the boot tests' probe program are built for these.
 musl_targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
-installed=$(rustup target list --installed 2>/dev/null || true)
+if ! command -v rustup >/dev/null 2>&1; then
+    echo "test.sh: rustup is needed for the musl targets (static /init check, boot-test probe)" >&2
+    exit 1
+fi
+installed=$(rustup target list --installed)
 for t in "${musl_targets[@]}"; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t" >&2
 done
+
+status=0
+# The guest /init is committed prebuilt: it must be what init/ builds to.
+if ! (($#)); then
+    scripts/build-init.sh --check || status=$?
+fi
 
 locked=(--locked)
 [[ -f Cargo.lock ]] || locked=()
@@ -68,10 +79,10 @@ locked=(--locked)
 cargo build --lib --no-default-features "${locked[@]}" >&2
 
 # Arguments replace --all-targets, e.g. `scripts/test.sh --test differential`.
-status=0
 if (($#)); then
     cargo test --no-fail-fast "${locked[@]}" "$@" || status=$?
 else
     cargo test --all-targets --no-fail-fast "${locked[@]}" || status=$?
+    cargo test -p initramfs-stream-init --no-fail-fast "${locked[@]}" || status=$?
 fi
 exit "$status"
