@@ -225,6 +225,8 @@ pub enum BootError {
         "the generated /init needs /bin/sh, which the image lacks (give --init FILE, or --no-init)"
     )]
     NoShell,
+    #[error("image StopSignal {0:?} is not a signal")]
+    BadStopSignal(String),
     #[error("image User {0:?} is not a valid user[:group]")]
     BadUser(String),
     #[error("image User: user {0:?} is not in the image's /etc/passwd")]
@@ -455,6 +457,11 @@ fn static_init_files(
     for value in [&config.working_dir, &config.user, &config.stop_signal] {
         if let Some(bad) = value.as_ref().filter(|v| v.contains('\0')) {
             return Err(BootError::NulByte(bad.clone()));
+        }
+    }
+    if let Some(signal) = config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        if !run_config::is_signal(signal) {
+            return Err(BootError::BadStopSignal(signal.to_string()));
         }
     }
     let read = |p: &[u8]| -> Result<Option<Vec<u8>>, BootError> {

@@ -17,6 +17,35 @@ pub const DIR: &[u8] = b"/.initramfs-stream";
 /// `docker stop`'s grace period before SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: u64 = 10;
 
+/// Signal names the guest's init accepts, without `SIG` (Linux's, as
+/// Docker spells them), besides numbers and `RTMIN+n`/`RTMAX-n`.
+const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CLD", "CONT", "STOP", "TSTP", "TTIN",
+    "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
+];
+
+/// Whether the init can send `text` as the stop signal: checked at build
+/// time, since an unknown one would keep the command from starting.
+pub(crate) fn is_signal(text: &str) -> bool {
+    const RT: std::ops::RangeInclusive<u32> = 34..=64;
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<u32>().is_ok_and(|n| (1..=64).contains(&n));
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let offset = |s: &str| s.is_empty() || s.parse::<u32>().is_ok();
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let rest = rest.strip_prefix('+').unwrap_or(rest);
+        return offset(rest) && RT.contains(&(34 + rest.parse::<u32>().unwrap_or(0)));
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        let rest = rest.strip_prefix('-').unwrap_or(rest);
+        return offset(rest) && rest.parse::<u32>().unwrap_or(0) <= 30;
+    }
+    SIGNALS.contains(&name)
+}
+
 #[derive(Debug, Serialize)]
 struct RunConfigFile<'a> {
     version: u32,
@@ -82,6 +111,27 @@ pub(crate) fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_signals_as_docker_spells_them() {
+        for ok in [
+            "SIGTERM",
+            "TERM",
+            "sigquit",
+            "15",
+            "64",
+            "SIGRTMIN",
+            "SIGRTMIN+3",
+            "RTMAX-30",
+        ] {
+            assert!(is_signal(ok), "{ok}");
+        }
+        for bad in [
+            "", "0", "65", "SIG", "SIGFOO", "RTMIN+31", "RTMAX-31", "-1", "1x", "RTMIN+x",
+        ] {
+            assert!(!is_signal(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn renders_every_key_and_hex_values() {
