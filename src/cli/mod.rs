@@ -81,6 +81,21 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     mtime: Option<u64>,
 
+    /// Do not check that the command /init will run can run (program,
+    /// machine, dynamic loader, libraries, #! interpreter, User).
+    #[arg(long)]
+    no_check: bool,
+
+    /// Refuse an archive that needs more guest memory (the VMM's memory
+    /// size) than SIZE to boot (suffixes K, M, G, T).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    guest_memory: Option<u64>,
+
+    /// Memory the guest kernel keeps for itself, for the guest memory
+    /// estimate (default: Debian's 6.1 cloud kernel for amd64, 42M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    kernel_footprint: Option<u64>,
+
     /// Print the archive's tree like `tar tv` instead of writing it (only
     /// the layers' headers are read).
     #[arg(long)]
@@ -241,7 +256,12 @@ pub async fn run(cli: &Cli) -> Result<()> {
         .boot(boot)
         .generated_mtime(cli.mtime.or(epoch).unwrap_or(0))
         .mtimes(mtimes)
-        .excludes(excludes(cli)?);
+        .excludes(excludes(cli)?)
+        .check(!cli.no_check)
+        .guest_memory(cli.guest_memory);
+    if let Some(bytes) = cli.kernel_footprint {
+        builder = builder.kernel_footprint(bytes);
+    }
     if let Some(jobs) = cli.jobs {
         builder = builder.jobs(jobs);
     }
@@ -277,6 +297,9 @@ async fn convert(
         }
     }
     if cli.list {
+        if !cli.quiet {
+            report_check(&prepared, cli.json);
+        }
         return list(&prepared, cli.json);
     }
 
@@ -321,6 +344,27 @@ async fn convert(
         eprintln!("initramfs-stream: {}", summary.line(elapsed));
     }
     Ok(())
+}
+
+/// `--list`: what the boot check found and the guest memory an
+/// uncompressed archive needs, on stderr (stdout holds the listing).
+fn report_check(prepared: &PreparedImage, json: bool) {
+    let memory = prepared.guest_memory_uncompressed();
+    if json {
+        let value = serde_json::json!({
+            "check": prepared.boot_check().map(|r| r.json()),
+            "guest_memory_bytes": memory,
+        });
+        eprintln!("{value}");
+    } else {
+        if let Some(r) = prepared.boot_check() {
+            eprintln!("initramfs-stream: checked {}", r.line());
+        }
+        eprintln!(
+            "initramfs-stream: boots in {} of guest memory (uncompressed)",
+            initramfs_stream::human_bytes(memory)
+        );
+    }
 }
 
 /// Writes to stdout; a reader that stops early (`| head`) is not an error.

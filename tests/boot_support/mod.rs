@@ -259,6 +259,17 @@ fn kernel_messages_are_taken_out_of_guest_lines() {
 /// `BOOT_TIMEOUT` passes (then QEMU is killed). `label` names the case in
 /// messages.
 pub fn boot(kernel: &Path, initrd: &Path, machine: Machine, label: &str) -> Boot {
+    boot_with_memory(kernel, initrd, machine, 256, label)
+}
+
+/// [`boot`] with `memory_mib` MiB of guest memory.
+pub fn boot_with_memory(
+    kernel: &Path,
+    initrd: &Path,
+    machine: Machine,
+    memory_mib: u64,
+    label: &str,
+) -> Boot {
     let mut append = String::from("console=ttyS0 panic=-1 quiet");
     let mut cmd = Command::new("qemu-system-x86_64");
     if machine == Machine::Microvm {
@@ -266,7 +277,8 @@ pub fn boot(kernel: &Path, initrd: &Path, machine: Machine, label: &str) -> Boot
         append.push_str(" tsc_early_khz=2000000");
         cmd.args(["-M", "microvm"]);
     }
-    cmd.args(["-accel", "tcg", "-m", "256", "-nographic", "-no-reboot"])
+    let memory = memory_mib.to_string();
+    cmd.args(["-accel", "tcg", "-m", &memory, "-nographic", "-no-reboot"])
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
