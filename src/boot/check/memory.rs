@@ -28,9 +28,11 @@
 //! rounded up to a MiB. K, W and r were measured with Debian's 6.1 cloud
 //! kernel for amd64 under QEMU (`MemTotal` at 72 MiB to 2 GiB of guest
 //! memory, the tmpfs size `statfs` reports, and the smallest memory that
-//! boots): K = 42 MiB (34 MiB kept for good, 8.7 MiB of init sections
-//! freed only after unpacking), r = 1/58.5 (64-byte `struct page` per
-//! 4 KiB page, and the dentry and inode hash tables), W = 26 MiB (a
+//! boots): K = 42 MiB (33 MiB kept for good, 8.7 MiB of init sections
+//! freed only after unpacking), r = 2.13 % (a 64-byte `struct page` per
+//! 4 KiB page, 1.56 %, and hash tables sized in powers of two: the kept
+//! memory is a staircase over 72 MiB..2 GiB, and K + rM its upper
+//! envelope, touching it at 128 and 659 MiB), W = 26 MiB (a
 //! 2 MiB tree boots at 72 MiB, runs out of memory at 70 MiB; below 128 MiB
 //! the kernel keeps about 1 MiB more than K + rM, which W covers). Another
 //! kernel, or a kernel with modules built in, keeps another K: the
@@ -47,9 +49,9 @@ pub const DEFAULT_KERNEL_FOOTPRINT: u64 = 42 << 20;
 pub const KERNEL_WORKING_SET: u64 = 26 << 20;
 /// Slab memory per archive entry: a tmpfs inode and its dentry.
 const PER_ENTRY: u64 = 1024;
-/// Per 1000 bytes of guest memory, bytes the kernel keeps for page
-/// structures and hash tables (1/58.5).
-const PER_MILLE_RESERVED: u64 = 17;
+/// Per 10000 bytes of guest memory, bytes the kernel keeps for page
+/// structures and hash tables (r).
+const PER_10000_RESERVED: u128 = 213;
 
 /// The archive's tree as the tmpfs will hold it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,8 +83,8 @@ pub fn guest_memory(tree: Tree, initrd: u64, footprint: u64) -> u64 {
         .saturating_add(initrd)
         .saturating_add(tree.bytes)
         .saturating_add(tree.bytes.max(working));
-    // needed / (1 - r), with r = PER_MILLE_RESERVED / 1000.
-    let guest = (needed as u128 * 1000).div_ceil(1000 - PER_MILLE_RESERVED as u128);
+    // needed / (1 - r)
+    let guest = (needed as u128 * 10000).div_ceil(10000 - PER_10000_RESERVED);
     let mib = 1u128 << 20;
     u64::try_from(guest.div_ceil(mib) * mib).unwrap_or(u64::MAX)
 }
