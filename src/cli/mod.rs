@@ -297,8 +297,8 @@ async fn convert(
         }
     }
     if cli.list {
-        if !cli.quiet {
-            report_check(&prepared, cli.json);
+        if cli.json && !cli.quiet {
+            report_check(&prepared);
         }
         return list(&prepared, cli.json);
     }
@@ -346,25 +346,15 @@ async fn convert(
     Ok(())
 }
 
-/// `--list`: what the boot check found and the guest memory an
-/// uncompressed archive needs, on stderr (stdout holds the listing).
-fn report_check(prepared: &PreparedImage, json: bool) {
-    let memory = prepared.guest_memory_uncompressed();
-    if json {
-        let value = serde_json::json!({
-            "check": prepared.boot_check().map(|r| r.json()),
-            "guest_memory_bytes": memory,
-        });
-        eprintln!("{value}");
-    } else {
-        if let Some(r) = prepared.boot_check() {
-            eprintln!("initramfs-stream: checked {}", r.line());
-        }
-        eprintln!(
-            "initramfs-stream: boots in {} of guest memory (uncompressed)",
-            initramfs_stream::human_bytes(memory)
-        );
-    }
+/// `--list --json`: what the boot check found and the guest memory an
+/// uncompressed archive needs, as one object on stderr (stdout holds the
+/// listing).
+fn report_check(prepared: &PreparedImage) {
+    let value = serde_json::json!({
+        "check": prepared.boot_check().map(|r| r.json()),
+        "guest_memory_bytes": prepared.guest_memory_uncompressed(),
+    });
+    eprintln!("{value}");
 }
 
 /// Writes to stdout; a reader that stops early (`| head`) is not an error.
