@@ -290,6 +290,7 @@ fn script_with_a_missing_interpreter_is_refused() {
 const MARKER_INIT: &str =
     "#!/bin/sh\necho \"guest-memory-marker-$((6 * 7))\"\n/bin/busybox poweroff -f\n";
 const MARKER: &str = "guest-memory-marker-42";
+const UNPACK_FAILED: &str = "Initramfs unpacking failed";
 
 /// Converts with `extra`, then boots at the computed figure (must boot) and
 /// at 70 % of it (must not, and print `reason` when given). Returns
@@ -316,6 +317,11 @@ fn boot_at_figure(label: &str, extra: &[&str], reason: Option<&str>) -> Option<(
         &format!("{label} at {mib} MiB"),
     );
     at.assert_line(MARKER);
+    assert!(
+        !at.console.contains(UNPACK_FAILED),
+        "[{label}] at {mib} MiB:\n{}",
+        at.console
+    );
     let low = mib * 7 / 10;
     let below = boot_with_memory(
         &kernel,
@@ -324,8 +330,10 @@ fn boot_at_figure(label: &str, extra: &[&str], reason: Option<&str>) -> Option<(
         low,
         &format!("{label} at {low} MiB"),
     );
+    // After a failed unpack the kernel still runs /init if it got that far:
+    // a tree cut short is not a boot either.
     assert!(
-        !below.has_line(MARKER),
+        !below.has_line(MARKER) || below.console.contains(UNPACK_FAILED),
         "[{label}] booted at {low} MiB, 70 % of the {mib} MiB figure:\n{}",
         below.console
     );
@@ -402,4 +410,21 @@ fn guest_memory_limit_refuses_without_writing() {
         );
         assert!(!out.exists(), "{codec}: written despite the limit");
     }
+}
+
+#[test]
+fn many_small_files_boot_at_their_figure_and_not_below() {
+    // Debian's python3 standard library: 1,500 files, most under 4 KiB
+    // away from a page boundary.
+    let out = run(Command::new("/usr/bin/python3").args([
+        "-c",
+        "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+    ]));
+    let stdlib = String::from_utf8(out).unwrap();
+    let inject = format!("{}:/usr/lib/python3", stdlib.trim());
+    boot_at_figure(
+        "mem-files",
+        &["-c", "none", "--inject", &inject],
+        Some("Initramfs unpacking failed: write error"),
+    );
 }
