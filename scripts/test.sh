@@ -29,6 +29,7 @@ declare -A needs=(
     [cc]=gcc
     [readelf]=binutils
     [ldd]=libc-bin
+    [musl-gcc]=musl-tools
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -428,3 +428,58 @@ fn many_small_files_boot_at_their_figure_and_not_below() {
         Some("Initramfs unpacking failed: write error"),
     );
 }
+
+#[test]
+fn musl_program_follows_its_path_file() {
+    let work = scratch("check-musl");
+    let src = work.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(
+        src.join("greet.c"),
+        "#include <stdio.h>\nvoid greet(void) { puts(\"hi\"); }\n",
+    )
+    .unwrap();
+    fs::write(
+        src.join("hello.c"),
+        "void greet(void);\nint main(void) { greet(); return 0; }\n",
+    )
+    .unwrap();
+    run(Command::new("musl-gcc").current_dir(&src).args([
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libgreet.so",
+        "-o",
+        "libgreet.so",
+        "greet.c",
+    ]));
+    run(Command::new("musl-gcc")
+        .current_dir(&src)
+        .args(["-o", "hello", "hello.c", "-L.", "-lgreet"]));
+    let layout = Layout::init(&work.path().join("oci"));
+    layout.new_image("musl", work.path(), |root| {
+        busybox_rootfs(root);
+        mirror(root, Path::new("/lib/ld-musl-x86_64.so.1"));
+        fs::create_dir_all(root.join("opt/app")).unwrap();
+        fs::create_dir_all(root.join("opt/lib")).unwrap();
+        fs::copy(src.join("hello"), root.join("opt/app/hello")).unwrap();
+        fs::copy(src.join("libgreet.so"), root.join("opt/lib/libgreet.so")).unwrap();
+    });
+    config(&layout, "musl", &["--config.cmd=/opt/app/hello"]);
+    let out = work.path().join("out.img");
+    // libc.so is the loader itself; libgreet.so is in no default directory.
+    refused(
+        &layout.reference("musl"),
+        &out,
+        &[],
+        &["/opt/app/hello needs libgreet.so, which is in none of /lib, /usr/local/lib, /usr/lib"],
+    );
+    layout.add_layer("musl", "musl", work.path(), |root| {
+        fs::write(root.join("etc/ld-musl-x86_64.path"), "/usr/lib\n/opt/lib\n").unwrap();
+    });
+    let s = accepted(&layout.reference("musl"), &out, &[]);
+    assert_eq!(s["check"]["loader"], "/lib/ld-musl-x86_64.so.1");
+    assert_eq!(
+        s["check"]["libraries"],
+        serde_json::json!(["/opt/lib/libgreet.so"])
+    );
+}
