@@ -394,6 +394,13 @@ fn dynamic<Elf: FileHeader<Endian = Endianness>>(file: &Sparse, h: Headers) -> P
     };
     let mut missing = Vec::new();
     let range = |s: &Segment| (s.offset, s.filesz.min(MAX_RANGE));
+    let wanted = [elf::PT_INTERP.0, elf::PT_DYNAMIC.0];
+    if h.segments
+        .iter()
+        .any(|s| wanted.contains(&s.kind) && s.offset.saturating_add(s.filesz) > file.size)
+    {
+        return Parsed::Malformed("a program header points past the end of the file".into());
+    }
     for s in &h.segments {
         if s.kind == elf::PT_INTERP.0 {
             let (off, len) = range(s);
@@ -462,7 +469,11 @@ fn dynamic<Elf: FileHeader<Endian = Endianness>>(file: &Sparse, h: Headers) -> P
             return Parsed::Malformed("a dynamic string is outside the string table".into());
         }
         let Some(s) = file.cstr(start, table_end) else {
-            missing.push(start..table_end.min(start + MAX_STRING));
+            let end = table_end.min(start + MAX_STRING);
+            if file.get(start, end - start).is_some() {
+                return Parsed::Malformed("a dynamic string has no end".into());
+            }
+            missing.push(start..end);
             continue;
         };
         let s = s.to_vec();
@@ -705,6 +716,19 @@ mod tests {
             parse(&Sparse::whole(bytes[..40].to_vec())),
             Parsed::Malformed(_)
         ));
+    }
+
+    #[test]
+    fn headers_past_the_end_are_malformed() {
+        let mut bytes = host_elf("/bin/ls");
+        // Cut the file before its dynamic section: nothing to read again.
+        let keep = bytes.len() * 2 / 3;
+        bytes.truncate(keep);
+        let sparse = capture_all(&bytes, 4096);
+        assert_eq!(
+            parse(&sparse),
+            Parsed::Malformed("a program header points past the end of the file".into())
+        );
     }
 
     #[test]
