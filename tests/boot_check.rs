@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use boot_support::{
-    boot_with_memory, busybox_rootfs, kernel, manifest_dir, run, scratch, write_exec, Layout,
+    boot_with, busybox_rootfs, kernel, manifest_dir, run, scratch, write_exec, BootExtras, Layout,
     Machine,
 };
 
@@ -309,12 +309,15 @@ fn boot_at_figure(label: &str, extra: &[&str], reason: Option<&str>) -> Option<(
     let figure = s["guest_memory_bytes"].as_u64().unwrap();
     assert_eq!(figure % (1 << 20), 0);
     let mib = figure >> 20;
-    let at = boot_with_memory(
+    let at = boot_with(
         &kernel,
         &out,
         Machine::Pc,
-        mib,
         &format!("{label} at {mib} MiB"),
+        &BootExtras {
+            memory_mib: Some(mib),
+            ..BootExtras::default()
+        },
     );
     at.assert_line(MARKER);
     assert!(
@@ -323,12 +326,15 @@ fn boot_at_figure(label: &str, extra: &[&str], reason: Option<&str>) -> Option<(
         at.console
     );
     let low = mib * 7 / 10;
-    let below = boot_with_memory(
+    let below = boot_with(
         &kernel,
         &out,
         Machine::Pc,
-        low,
         &format!("{label} at {low} MiB"),
+        &BootExtras {
+            memory_mib: Some(low),
+            ..BootExtras::default()
+        },
     );
     // After a failed unpack the kernel still runs /init if it got that far:
     // a tree cut short is not a boot either.
