@@ -489,3 +489,39 @@ fn musl_program_follows_its_path_file() {
         serde_json::json!(["/opt/lib/libgreet.so"])
     );
 }
+
+#[test]
+fn distroless_image_with_a_user() {
+    // A static program and /etc/passwd, nothing else: no shell, no loader.
+    let work = scratch("check-distroless");
+    let layout = Layout::init(&work.path().join("oci"));
+    layout.new_image("dl", work.path(), |root| {
+        fs::create_dir_all(root.join("usr/local/bin")).unwrap();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::copy("/bin/busybox", root.join("usr/local/bin/server")).unwrap();
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n",
+        )
+        .unwrap();
+    });
+    config(
+        &layout,
+        "dl",
+        &["--config.entrypoint=server", "--config.user=nonroot"],
+    );
+    let out = work.path().join("out.img");
+    let s = accepted(&layout.reference("dl"), &out, &[]);
+    assert_eq!(s["check"]["program"], "/usr/local/bin/server");
+    assert_eq!(s["check"]["kind"], "static");
+    fs::remove_file(&out).unwrap();
+    config(&layout, "dl", &["--config.user=nobody"]);
+    let o = tool(&[&layout.reference("dl"), "-o", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nobody") && stderr.contains("/etc/passwd"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

@@ -369,7 +369,8 @@ impl InitramfsBuilder {
 }
 
 /// What `/init` will run, when there is something to check: the image's
-/// command under the generated `/init`, else `/init` itself.
+/// command under the tool's own `/init` (the static program or the sh
+/// script, both generated content), else `/init` itself.
 fn check_subject<'a>(
     options: &BootOptions,
     index: &MergeIndex,
