@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test entry point: installs the tools the integration tests
 # drive (umoci, skopeo, busybox, cpio, compressors, qemu for boot tests),
-# fetches a kernel when the boot-test helper exists, checks that the
-# committed guest /init binaries match init/, then runs cargo test.
+# fetches a kernel when the boot-test helper exists (and an arm64 busybox
+# for the boot-check tests), checks that the committed guest /init
+# binaries match init/, then runs cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,10 @@ declare -A needs=(
     [gzip]=gzip
     [tar]=tar
     [openssl]=openssl
+    [cc]=gcc
+    [readelf]=binutils
+    [ldd]=libc-bin
+    [musl-gcc]=musl-tools
 )
 missing=()
 for cmd in "${!needs[@]}"; do
@@ -35,6 +40,8 @@ done
 if command -v busybox >/dev/null 2>&1 && ! dpkg -s busybox-static >/dev/null 2>&1; then
     missing+=(busybox-static)
 fi
+# The boot-check tests compile a small program and library.
+[[ -f /usr/include/stdio.h ]] || missing+=(libc6-dev)
 if ((${#missing[@]})); then
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     if [[ $(id -u) -eq 0 ]]; then
@@ -71,6 +78,10 @@ status=0
 # The guest /init is committed prebuilt: it must be what init/ builds to.
 if ! (($#)); then
     scripts/build-init.sh --check || status=$?
+fi
+# An arm64 ELF (Debian's static busybox) for the boot-check tests.
+if [[ -x scripts/fetch-arm64-busybox.sh ]]; then
+    scripts/fetch-arm64-busybox.sh >/dev/null
 fi
 
 locked=(--locked)

@@ -81,6 +81,9 @@ pub enum Error {
     Cpio(#[from] cpio::CpioError),
     #[error(transparent)]
     Boot(#[from] boot::BootError),
+    /// The command `/init` would run cannot run.
+    #[error("the image will not boot: {0}")]
+    Check(#[from] boot::check::CheckError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// A bound set by the caller (--max-size, --max-entries) was hit.

@@ -14,6 +14,7 @@
 //! image (paths are already resolved through the image's symlinks) or a
 //! [`BootFileKind::Dir`] that comes earlier in the plan.
 
+pub mod check;
 mod command;
 mod guest;
 mod init_script;

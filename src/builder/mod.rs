@@ -1,6 +1,7 @@
 //! `InitramfsBuilder`: the stages wired together.
 
 mod bodies;
+mod boot_check;
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use bytes::Bytes;
 use hashbrown::HashMap;
 
+use crate::boot::check::{memory, Report, Subject};
 use crate::boot::{self, BootFileKind, BootOptions, ImageEntry, ImageLookup, ImageRunConfig};
 use crate::cpio::{mode, NewcWriter, Record};
 use crate::exclude::Excludes;
@@ -65,6 +67,9 @@ pub struct InitramfsBuilder {
     mtimes: Mtimes,
     excludes: Option<Excludes>,
     progress: Reporter,
+    check: bool,
+    kernel_footprint: u64,
+    guest_memory: Option<u64>,
 }
 
 impl InitramfsBuilder {
@@ -83,7 +88,30 @@ impl InitramfsBuilder {
             mtimes: Mtimes::Keep,
             excludes: None,
             progress: Reporter::default(),
+            check: true,
+            kernel_footprint: memory::DEFAULT_KERNEL_FOOTPRINT,
+            guest_memory: None,
         }
+    }
+
+    /// Whether to check, before writing, that the command `/init` will run
+    /// can run (see [`crate::boot::check`]). On by default.
+    pub fn check(mut self, check: bool) -> Self {
+        self.check = check;
+        self
+    }
+
+    /// Memory the guest kernel keeps for itself, for the guest memory
+    /// estimate (see [`crate::boot::check::memory`]).
+    pub fn kernel_footprint(mut self, bytes: u64) -> Self {
+        self.kernel_footprint = bytes;
+        self
+    }
+
+    /// Refuse an archive that needs more guest memory than this.
+    pub fn guest_memory(mut self, bytes: Option<u64>) -> Self {
+        self.guest_memory = bytes;
+        self
     }
 
     /// Whether mtimes are kept, clamped or fixed; applies to every entry,
@@ -289,9 +317,27 @@ impl InitramfsBuilder {
                 index.apply(EXTRA_LAYER, &entry)?;
             }
         }
+        let mut boot_check = None;
+        if let (true, Some(options)) = (self.check, &self.boot) {
+            let config = run_config(&source);
+            if let Some(subject) = check_subject(options, &index, &extras, &config) {
+                let report = boot_check::run(&source, &index, &captured, &extras, subject).await?;
+                boot_check = Some(report);
+            }
+        }
         let mut plan = index.plan();
         apply_mtimes(&mut plan, self.mtimes);
         let archive_size = check_plan(&plan)?;
+        let tree = tmpfs_tree(&plan);
+        if let Some(limit) = self.guest_memory {
+            // Compressed, the initrd's size is known only once written: the
+            // least it can be decides now, its real size after writing.
+            let least = match self.compression.codec() {
+                Codec::None => archive_size,
+                _ => 0,
+            };
+            check_guest_memory(tree, least, self.kernel_footprint, limit)?;
+        }
         if archive_size > self.max_size {
             return Err(Error::Limit(format!(
                 "the archive would be {archive_size} bytes, over the --max-size bound of {} bytes",
@@ -314,8 +360,73 @@ impl InitramfsBuilder {
             warnings,
             archive_size,
             progress,
+            boot_check,
+            tree,
+            kernel_footprint: self.kernel_footprint,
+            guest_memory: self.guest_memory,
         })
     }
+}
+
+/// What `/init` will run, when there is something to check: the image's
+/// command under the tool's own `/init` (the static program or the sh
+/// script, both generated content), else `/init` itself.
+fn check_subject<'a>(
+    options: &BootOptions,
+    index: &MergeIndex,
+    extras: &[Extra],
+    config: &'a ImageRunConfig,
+) -> Option<Subject<'a>> {
+    if options.init == boot::InitChoice::Keep {
+        return None;
+    }
+    let generated = match index.lookup(b"init").map(|e| e.kind) {
+        Some(TreeKind::File { content, .. }) => {
+            content.layer == EXTRA_LAYER
+                && matches!(extras.get(content.ordinal as usize), Some(Extra::Bytes(_)))
+        }
+        _ => false,
+    };
+    Some(if generated {
+        Subject::Command(config)
+    } else {
+        Subject::Init
+    })
+}
+
+/// The archive's files as the guest's tmpfs will account them.
+fn tmpfs_tree(plan: &Plan) -> memory::Tree {
+    let mut tree = memory::Tree::default();
+    for e in plan.dirs.iter().chain(&plan.others) {
+        tree.entries += 1;
+        if let PlanKind::Symlink(target) = &e.kind {
+            tree.add_symlink(target.len());
+        }
+    }
+    for g in plan.empty_files.iter().chain(&plan.files) {
+        tree.entries += 1;
+        tree.add_file(g.size);
+    }
+    tree
+}
+
+fn check_guest_memory(
+    tree: memory::Tree,
+    initrd: u64,
+    footprint: u64,
+    limit: u64,
+) -> Result<u64, Error> {
+    let needed = memory::guest_memory(tree, initrd, footprint);
+    if needed > limit {
+        return Err(Error::Limit(format!(
+            "the archive needs at least {} of guest memory to boot ({} of files unpacked, a {} initrd), over --guest-memory {}",
+            human_bytes(needed),
+            human_bytes(tree.bytes),
+            human_bytes(initrd),
+            human_bytes(limit)
+        )));
+    }
+    Ok(needed)
 }
 
 /// An image whose archive is planned and ready to be written.
@@ -328,6 +439,10 @@ pub struct PreparedImage {
     warnings: Vec<String>,
     archive_size: u64,
     progress: Arc<dyn Progress>,
+    boot_check: Option<Report>,
+    tree: memory::Tree,
+    kernel_footprint: u64,
+    guest_memory: Option<u64>,
 }
 
 /// What a conversion wrote.
@@ -347,6 +462,11 @@ pub struct Summary {
     pub output_bytes: u64,
     /// SHA-256 of the bytes written, in hex.
     pub sha256: String,
+    /// The smallest guest memory that boots the output (see
+    /// [`crate::boot::check::memory`]).
+    pub guest_memory_bytes: u64,
+    /// What the boot check found; `None` when it did not run.
+    pub check: Option<Report>,
 }
 
 impl Summary {
@@ -356,12 +476,17 @@ impl Summary {
             Codec::None => "not compressed".to_string(),
             codec => format!("{} {codec}", human_bytes(self.output_bytes)),
         };
+        let checked = match &self.check {
+            Some(r) => format!(", checked {}", r.line()),
+            None => String::new(),
+        };
         format!(
-            "image {} ({}): {} entries, {} uncompressed, {compressed}, output sha256:{}, {:.2} s",
+            "image {} ({}): {} entries, {} uncompressed, {compressed}, boots in {} of guest memory{checked}, output sha256:{}, {:.2} s",
             self.image_digest.as_deref().unwrap_or("(no digest)"),
             self.platform,
             self.entries,
             human_bytes(self.archive_bytes),
+            human_bytes(self.guest_memory_bytes),
             self.sha256,
             elapsed.as_secs_f64()
         )
@@ -377,6 +502,8 @@ impl Summary {
             "compression": self.codec.to_string(),
             "compressed_bytes": self.output_bytes,
             "sha256": self.sha256,
+            "guest_memory_bytes": self.guest_memory_bytes,
+            "check": self.check.as_ref().map(Report::json),
             "elapsed_seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         })
     }
@@ -421,6 +548,17 @@ impl PreparedImage {
         self.archive_size
     }
 
+    /// What the boot check found; `None` when it did not run.
+    pub fn boot_check(&self) -> Option<&Report> {
+        self.boot_check.as_ref()
+    }
+
+    /// The smallest guest memory that boots the archive uncompressed (a
+    /// compressed one needs less; [`Summary::guest_memory_bytes`] has it).
+    pub fn guest_memory_uncompressed(&self) -> u64 {
+        memory::guest_memory(self.tree, self.archive_size, self.kernel_footprint)
+    }
+
     /// The archive's entries in tree order, for `--list`.
     pub fn list(&self) -> Vec<ListEntry> {
         listing::entries(&self.plan)
@@ -446,6 +584,8 @@ impl PreparedImage {
         let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BUFFER);
         let compression = self.compression;
         let image_digest = self.source.image_digest().map(|d| d.to_string());
+        let (tree, footprint, limit) = (self.tree, self.kernel_footprint, self.guest_memory);
+        let boot_check = self.boot_check;
         let platform = self.source.platform().to_string();
         self.progress.writing(self.archive_size);
         let mut hasher = sha2::Sha256::new();
@@ -469,6 +609,10 @@ impl PreparedImage {
         let (entries, archive_bytes) = encoded?;
         let output_bytes = compressed?;
         drop(hashed);
+        let guest_memory_bytes = match limit {
+            Some(limit) => check_guest_memory(tree, output_bytes, footprint, limit)?,
+            None => memory::guest_memory(tree, output_bytes, footprint),
+        };
         Ok(Summary {
             image_digest,
             platform,
@@ -477,6 +621,8 @@ impl PreparedImage {
             codec: compression.codec(),
             output_bytes,
             sha256: hex::encode(hasher.finalize()),
+            guest_memory_bytes,
+            check: boot_check,
         })
     }
 }

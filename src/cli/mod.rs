@@ -91,6 +91,21 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     mtime: Option<u64>,
 
+    /// Do not check that the command /init will run can run (program,
+    /// machine, dynamic loader, libraries, #! interpreter, User).
+    #[arg(long)]
+    no_check: bool,
+
+    /// Refuse an archive that needs more guest memory (the VMM's memory
+    /// size) than SIZE to boot (suffixes K, M, G, T).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    guest_memory: Option<u64>,
+
+    /// Memory the guest kernel keeps for itself, for the guest memory
+    /// estimate (default: Debian's 6.1 cloud kernel for amd64, 42M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    kernel_footprint: Option<u64>,
+
     /// Print the archive's tree like `tar tv` instead of writing it (only
     /// the layers' headers are read).
     #[arg(long)]
@@ -249,7 +264,12 @@ pub async fn run(cli: &Cli) -> Result<()> {
         .boot(boot)
         .generated_mtime(cli.mtime.or(epoch).unwrap_or(0))
         .mtimes(mtimes)
-        .excludes(excludes(cli)?);
+        .excludes(excludes(cli)?)
+        .check(!cli.no_check)
+        .guest_memory(cli.guest_memory);
+    if let Some(bytes) = cli.kernel_footprint {
+        builder = builder.kernel_footprint(bytes);
+    }
     if let Some(jobs) = cli.jobs {
         builder = builder.jobs(jobs);
     }
@@ -285,6 +305,9 @@ async fn convert(
         }
     }
     if cli.list {
+        if cli.json && !cli.quiet {
+            report_check(&prepared);
+        }
         return list(&prepared, cli.json);
     }
 
@@ -329,6 +352,17 @@ async fn convert(
         eprintln!("initramfs-stream: {}", summary.line(elapsed));
     }
     Ok(())
+}
+
+/// `--list --json`: what the boot check found and the guest memory an
+/// uncompressed archive needs, as one object on stderr (stdout holds the
+/// listing).
+fn report_check(prepared: &PreparedImage) {
+    let value = serde_json::json!({
+        "check": prepared.boot_check().map(|r| r.json()),
+        "guest_memory_bytes": prepared.guest_memory_uncompressed(),
+    });
+    eprintln!("{value}");
 }
 
 /// Writes to stdout; a reader that stops early (`| head`) is not an error.

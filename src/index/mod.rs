@@ -543,6 +543,26 @@ impl MergeIndex {
         })
     }
 
+    /// Names in the directory at `path` (components taken literally), in
+    /// no order; empty when it is not a directory.
+    pub fn children(&self, path: &[u8]) -> Vec<Vec<u8>> {
+        let mut id = ROOT;
+        for c in path::components(path) {
+            match self.child(id, c) {
+                Some(next) => id = next,
+                None => return Vec::new(),
+            }
+        }
+        match &self.nodes[id as usize].kind {
+            NodeKind::Dir(children) => children
+                .iter()
+                .filter(|(_, &cid)| !matches!(self.nodes[cid as usize].kind, NodeKind::Removed))
+                .map(|(name, _)| name.to_vec())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Turns the tree into the archive's entries, in the archive's order.
     pub fn plan(&self) -> Plan {
         let mut plan = Plan::default();

@@ -331,6 +331,8 @@ pub struct BootExtras<'a> {
     /// Press Ctrl-Alt-Del (QEMU monitor `sendkey`) once a console line
     /// contains this.
     pub ctrl_alt_del_after: Option<&'a str>,
+    /// Guest memory in MiB (default 256).
+    pub memory_mib: Option<u64>,
 }
 
 pub fn boot_with(
@@ -371,7 +373,8 @@ pub fn boot_with(
         cmd.arg("-monitor")
             .arg(format!("unix:{},server,nowait", monitor.display()));
     }
-    cmd.args(["-accel", "tcg", "-m", "256", "-nographic", "-no-reboot"])
+    let memory = extras.memory_mib.unwrap_or(256).to_string();
+    cmd.args(["-accel", "tcg", "-m", &memory, "-nographic", "-no-reboot"])
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
