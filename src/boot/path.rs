@@ -178,8 +178,18 @@ pub(crate) fn place(
         file.path = join(&dir, &name);
         if !matches!(file.kind, BootFileKind::Dir { .. }) {
             // A non-directory hides what was planned below it.
+            // Keys under one prefix are one range of the sorted map.
             let below = join(&file.path, b"");
-            overlay.planned.retain(|p, _| !p.starts_with(&below));
+            let hidden: Vec<Vec<u8>> = overlay
+                .planned
+                .range(below.clone()..)
+                .map(|(p, _)| p)
+                .take_while(|p| p.starts_with(&below))
+                .cloned()
+                .collect();
+            for p in hidden {
+                overlay.planned.remove(&p);
+            }
         }
         overlay.planned.insert(file.path.clone(), file);
     }
