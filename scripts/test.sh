@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test entry point: installs the tools the integration tests
-# drive (umoci, skopeo, busybox, cpio, compressors, qemu for boot tests),
+# drive (umoci, skopeo, busybox, cpio, compressors, qemu for boot tests,
+# dockerd and podman, which tests/engines.rs starts privately),
 # fetches a kernel when the boot-test helper exists, then runs cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,11 @@ declare -A needs=(
     [gzip]=gzip
     [tar]=tar
     [openssl]=openssl
+    [dockerd]=docker.io
+    [docker]=docker.io
+    [podman]=podman
+    [/usr/bin/time]=time
+    [mkfifo]=coreutils
 )
 missing=()
 for cmd in "${!needs[@]}"; do
