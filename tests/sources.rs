@@ -277,3 +277,64 @@ with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
     assert!(!err.contains(['\x1b', '\x07']), "{err:?}");
     assert!(err.contains(r"\u{1b}]0;title\u{7}/layer.tar"), "{err}");
 }
+
+/// The tool reading `stdin`, whatever it is.
+fn tool_stdin(args: &[&str], stdin: std::process::Stdio) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .args(args)
+        .stdin(stdin)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn archives_on_stdin_and_in_pipes() {
+    let f = fixtures::handwritten_fixture("whiteouts");
+    let expected = convert(&f.image.oci_ref());
+    let docker = fixtures::to_docker_archive(&f.image, "app:1");
+    let oci = fixtures::to_oci_archive(&f.image);
+    for (reference, file) in [("docker-archive:-", &docker), ("oci-archive:-", &oci)] {
+        // stdin redirected from the file: it can seek, and is read in place.
+        let out = tool_stdin(
+            &[reference, "-c", "none", "--no-init"],
+            fs::File::open(file).unwrap().into(),
+        );
+        assert!(out.status.success(), "{reference} < FILE");
+        common::assert_bytes_eq(&expected, &out.stdout, &format!("{reference} < FILE"));
+        // A pipe: read once, held in memory.
+        let mut cat = std::process::Command::new("cat")
+            .arg(file)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = tool_stdin(
+            &[reference, "-c", "none", "--no-init"],
+            cat.stdout.take().unwrap().into(),
+        );
+        cat.wait().unwrap();
+        assert!(
+            out.status.success(),
+            "cat FILE | {reference}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        common::assert_bytes_eq(&expected, &out.stdout, &format!("cat FILE | {reference}"));
+    }
+    // A truncated stream and an empty one fail in one line.
+    let bytes = fs::read(&docker).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    common::run(std::process::Command::new("mkfifo").arg(&fifo));
+    for (what, data) in [("truncated", &bytes[..bytes.len() / 2]), ("empty", &[][..])] {
+        let data = data.to_vec();
+        let path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = fs::OpenOptions::new().write(true).open(path).unwrap();
+            let _ = w.write_all(&data);
+        });
+        let reference = format!("docker-archive:{}", fifo.display());
+        let err = assert_fails(&[&reference, "-c", "none", "--no-init"]);
+        writer.join().unwrap();
+        assert!(err.contains(&reference), "{what}: {err}");
+    }
+}
