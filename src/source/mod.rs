@@ -648,8 +648,8 @@ fn parse_diff_ids(
         .diff_ids
         .iter()
         .map(|d| {
-            Digest::parse(d)
-                .map_err(|e| SourceError::new(format!("{reference}: config: {}", esc(&e))))
+            // Digest errors escape what they quote.
+            Digest::parse(d).map_err(|e| SourceError::new(format!("{reference}: config: {e}")))
         })
         .collect()
 }
