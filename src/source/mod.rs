@@ -432,17 +432,18 @@ async fn read_blob(store: &Store, desc: &Descriptor, what: &str) -> Result<Vec<u
     let bytes = store
         .read_document(&blob_path(&digest), MAX_DOCUMENT_SIZE)
         .await?;
+    let got = Digest::of(&bytes);
+    if got != digest {
+        return Err(SourceError::new(format!(
+            "{what}: digest mismatch: expected {digest}, got {got}"
+        )));
+    }
+    // Right bytes, wrong descriptor: refused as a layer's would be.
     if bytes.len() as u64 != desc.size {
         return Err(SourceError::new(format!(
             "{what}: size is {} bytes, the descriptor says {}",
             bytes.len(),
             desc.size
-        )));
-    }
-    let got = Digest::of(&bytes);
-    if got != digest {
-        return Err(SourceError::new(format!(
-            "{what}: digest mismatch: expected {digest}, got {got}"
         )));
     }
     Ok(bytes)
