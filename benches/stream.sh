@@ -20,7 +20,7 @@ bin=$PWD/target/release/initramfs-stream
 
 engine=$work/engine
 mkdir -p "$engine"
-dockerd --storage-driver=vfs --data-root="$engine/root" --exec-root="$engine/exec" \
+TMPDIR=$engine dockerd --storage-driver=vfs --data-root="$engine/root" --exec-root="$engine/exec" \
   --pidfile="$engine/pid" --host="unix://$engine/sock" \
   --iptables=false --ip6tables=false --bridge=none >"$engine/log" 2>&1 &
 dockerd_pid=$!

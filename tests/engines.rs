@@ -94,6 +94,8 @@ impl Dockerd {
             .arg(format!("--pidfile={}", d.join("dockerd.pid").display()))
             .arg(format!("--host=unix://{}", d.join("sock").display()))
             .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            // containerd writes stack dumps to TMPDIR: keep them in here.
+            .env("TMPDIR", d)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
