@@ -31,6 +31,7 @@ declare -A needs=(
     [podman]=podman
     [/usr/bin/time]=time
     [mkfifo]=coreutils
+    [setpriv]=util-linux
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -5,7 +5,9 @@
 //! files, so the layers carry whiteouts), then read every way the tool
 //! reads them: `docker save` piped in, `docker-daemon:`, podman's `save`
 //! piped in, and the Docker-compatible API of `podman system service`.
-//! Each must give the bytes of the conversion of the saved file.
+//! Each must give the bytes of the conversion of the saved file. Engines
+//! that cannot be reached (no socket, nothing listening, no permission)
+//! and streams past the memory limit fail in one line.
 //!
 //! The engines are stopped by drop guards, also when a check fails, and
 //! every command is pointed at their sockets: no other engine on the
@@ -276,6 +278,34 @@ fn piped(
     (std::fs::read(&out).unwrap(), blocks, code, stderr)
 }
 
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).ok() == Some(0)
+}
+
+/// `docker-daemon:app:1` run as `nobody`, from a directory it may enter.
+fn as_nobody(docker_host: &str) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    require("setpriv");
+    let dir = tempfile::Builder::new()
+        .prefix("ifs-bin-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("initramfs-stream");
+    if std::fs::hard_link(BIN, &bin).is_err() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "env"])
+        .arg(format!("DOCKER_HOST={docker_host}"))
+        .arg(&bin)
+        .args(["docker-daemon:app:1", "-c", "none", "--no-init"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 fn busybox() -> PathBuf {
     require("busybox");
     let path = std::env::var_os("PATH")
@@ -532,6 +562,12 @@ with tarfile.open(out, "w") as t:
             );
             assert_bytes_eq(&expected, &got, "podman system service");
         }
+    }
+
+    // The engine's socket, for a user who may not open it.
+    if is_root() {
+        let line = fails(as_nobody(&host), "permission denied");
+        assert!(line.contains("permission denied"), "{line}");
     }
 
     // An engine that is not there: no socket, and a socket nobody serves.
