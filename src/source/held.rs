@@ -10,8 +10,9 @@
 //! shrinks to a third or less; both passes then decompress the pieces
 //! they read. Nothing is written to disk.
 //!
-//! Invariants: the bytes held never exceed the memory limit. A member that
-//! would go past it is dropped as it streams by; the archive then either
+//! Invariants: the bytes held never exceed the memory limit (pieces being
+//! compressed aside: at most 4 MiB). A member that would go past it is
+//! dropped as it streams by; the archive then either
 //! fails with a message that names the limit (a pipe cannot be read
 //! again), or, for a source that can be asked again, remembers the member
 //! as "elsewhere" and streams it anew on each open. Links between members
@@ -53,7 +54,9 @@ impl Piece {
     }
 
     fn compress(raw: Vec<u8>) -> std::io::Result<Piece> {
-        let packed = zstd::bulk::compress(&raw, LEVEL)?;
+        let mut packed = zstd::bulk::compress(&raw, LEVEL)?;
+        // The buffer was sized for the worst case; keep only what is used.
+        packed.shrink_to_fit();
         Ok(if packed.len() < raw.len() {
             Piece::Zstd {
                 len: raw.len(),
