@@ -1,13 +1,22 @@
 #!/bin/sh
 # Fetch the Debian cloud kernel image used by the boot tests, without installing
 # any kernel package (that would pull in initramfs-tools and bootloader hooks).
-# Idempotent: does nothing when target/test-kernel/vmlinuz already exists.
+# `fetch-kernel.sh` fetches the amd64 kernel to target/test-kernel/vmlinuz,
+# `fetch-kernel.sh arm64` the arm64 one to target/test-kernel/arm64/vmlinuz
+# (an uncompressed Image that qemu-system-aarch64 boots directly).
+# Idempotent: does nothing when the kernel already exists.
 # Also installs what the boot tests run when it is missing (qemu, and
 # busybox-static, umoci and cpio to build test images). Prints the kernel path.
 set -eu
 
+arch=${1:-amd64}
+case $arch in
+amd64) qemu=qemu-system-x86_64 qemu_pkg=qemu-system-x86 sub= ;;
+arm64) qemu=qemu-system-aarch64 qemu_pkg=qemu-system-arm sub=/arm64 ;;
+*) echo "fetch-kernel: unknown architecture $arch (amd64 or arm64)" >&2; exit 1 ;;
+esac
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest_dir=${INITRAMFS_STREAM_KERNEL_DIR:-$root/target/test-kernel}
+dest_dir=${INITRAMFS_STREAM_KERNEL_DIR:-$root/target/test-kernel$sub}
 dest=$dest_dir/vmlinuz
 
 log() { printf 'fetch-kernel: %s\n' "$*" >&2; }
@@ -29,7 +38,7 @@ missing=
 need() { # FILE PACKAGE
     [ -x "$1" ] || command -v "$1" >/dev/null 2>&1 || missing="$missing $2"
 }
-need qemu-system-x86_64 qemu-system-x86
+need "$qemu" "$qemu_pkg"
 # The dynamic busybox package would not run inside an empty image.
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' ||
     missing="$missing busybox-static"
@@ -48,10 +57,21 @@ if [ -s "$dest" ]; then
     exit 0
 fi
 
+# arm64 packages are downloaded, never installed: the architecture only
+# makes apt's lists include them.
+if [ "$arch" = arm64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    as_root dpkg --add-architecture arm64
+    apt_updated=
+fi
+if [ "$arch" = arm64 ]; then
+    meta=linux-image-cloud-arm64:arm64
+else
+    meta=linux-image-cloud-amd64
+fi
 # The meta package depends on the current ABI-versioned image package.
 find_pkg() {
-    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n 1
+    apt-cache depends "$meta" 2>/dev/null |
+        sed -n "s/^ *Depends: \(linux-image-[0-9].*-cloud-$arch\)\(:$arch\)\{0,1\}\$/\1/p" | head -n 1
 }
 pkg=$(find_pkg)
 if [ -z "$pkg" ]; then
@@ -59,7 +79,7 @@ if [ -z "$pkg" ]; then
     pkg=$(find_pkg)
 fi
 if [ -z "$pkg" ]; then
-    log "cannot find the package behind linux-image-cloud-amd64"
+    log "cannot find the package behind $meta"
     exit 1
 fi
 work=$(mktemp -d)
@@ -68,7 +88,7 @@ trap 'rm -rf "$work"' EXIT INT TERM
 chmod 0777 "$work"
 download() {
     log "kernel package: $pkg"
-    (cd "$work" && apt-get download -qq "$pkg" >&2)
+    (cd "$work" && apt-get download -qq "$pkg:$arch" >&2)
 }
 if ! download; then
     # Stale package lists name a version the mirror no longer has.

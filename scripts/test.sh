@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test entry point: installs the tools the integration tests
 # drive (umoci, skopeo, busybox, cpio, compressors, qemu for boot tests,
-# dockerd and podman, which tests/engines.rs starts privately),
-# fetches a kernel when the boot-test helper exists, then runs cargo test.
+# dockerd and podman, which tests/engines.rs starts privately), fetches a
+# kernel when the boot-test helper exists, checks that the committed guest
+# /init binaries match init/, then runs cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,15 +60,36 @@ fi
 
 if [[ -x scripts/fetch-kernel.sh ]]; then
     scripts/fetch-kernel.sh >&2
+    scripts/fetch-kernel.sh arm64 >&2
+fi
+
+# The static inits and the boot tests' probe program are built for these.
+musl_targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+if ! command -v rustup >/dev/null 2>&1; then
+    echo "test.sh: rustup is needed for the musl targets (static /init check, boot-test probe)" >&2
+    exit 1
+fi
+installed=$(rustup target list --installed)
+for t in "${musl_targets[@]}"; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t" >&2
+done
+
+status=0
+# The guest /init is committed prebuilt: it must be what init/ builds to.
+if ! (($#)); then
+    scripts/build-init.sh --check || status=$?
 fi
 
 locked=(--locked)
 [[ -f Cargo.lock ]] || locked=()
+# The library builds without the command line's crates.
+cargo build --lib --no-default-features "${locked[@]}" >&2
+
 # Arguments replace --all-targets, e.g. `scripts/test.sh --test differential`.
-status=0
 if (($#)); then
     cargo test --no-fail-fast "${locked[@]}" "$@" || status=$?
 else
     cargo test --all-targets --no-fail-fast "${locked[@]}" || status=$?
+    cargo test -p initramfs-stream-init --no-fail-fast "${locked[@]}" || status=$?
 fi
 exit "$status"

@@ -30,6 +30,14 @@ pub fn join(components: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// An archive name as an absolute path: `a/b` is `/a/b`, `` is `/`.
+pub fn absolute(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 1);
+    out.push(b'/');
+    out.extend_from_slice(name);
+    out
+}
+
 /// For messages only.
 pub fn display(path: &[u8]) -> String {
     let s = String::from_utf8_lossy(path);

@@ -12,7 +12,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use boot_support::{
-    boot, busybox_rootfs, kernel, pack_dir, run, scratch, write_exec, Layout, Machine,
+    boot, boot_with, busybox_rootfs, kernel, pack_dir, run, scratch, write_exec, Boot, BootExtras,
+    Layout, Machine,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_initramfs-stream");
@@ -68,6 +69,12 @@ struct Images {
 /// - `own-init`: a second layer adds /init; Cmd is set but must not run.
 /// - `nobody`: User names an account the image does not have.
 /// - `other-group`: a uid:gid that busybox's su cannot switch to.
+/// - `distroless`, `distroless-arm64`: no shell, no busybox: the probe
+///   program as /app, /etc/passwd and /etc/group with a non-root user in
+///   two supplementary groups, /etc/hostname, and /usr/bin/pinger with a
+///   file capability (cap_net_raw) recorded by umoci as an xattr.
+/// - `waiter`, `killer`: the amd64 probe waiting for SIGTERM, and killing
+///   itself with SIGKILL.
 fn images() -> &'static Images {
     static IMAGES: OnceLock<Images> = OnceLock::new();
     IMAGES.get_or_init(|| {
@@ -128,6 +135,37 @@ fn images() -> &'static Images {
             "nobody",
             &["--config.cmd=/usr/bin/show-args", "--config.user=nobody"],
         );
+        for (tag, target, arch) in [
+            ("distroless", "x86_64-unknown-linux-musl", "amd64"),
+            ("distroless-arm64", "aarch64-unknown-linux-musl", "arm64"),
+        ] {
+            let probe = probe(target);
+            let base = format!("{tag}-base");
+            layout.new_image(&base, &work, |rootfs| distroless_rootfs(rootfs, &probe));
+            layout.config(
+                &base,
+                tag,
+                &[
+                    &format!("--architecture={arch}"),
+                    "--config.entrypoint=/app",
+                    "--config.cmd=report",
+                    "--config.cmd=default arg",
+                    "--config.user=nonroot",
+                    "--config.env=GREETING=hello distroless",
+                    "--config.workingdir=/srv/data",
+                ],
+            );
+        }
+        layout.config(
+            "distroless-base",
+            "waiter",
+            &["--config.entrypoint=/app", "--config.cmd=wait-term"],
+        );
+        layout.config(
+            "distroless-base",
+            "killer",
+            &["--config.entrypoint=/app", "--config.cmd=kill-self"],
+        );
         // su takes the group from the passwd entry, and busybox has no
         // other way to switch users.
         layout.config(
@@ -138,6 +176,60 @@ fn images() -> &'static Images {
         Images { layout, work }
     })
 }
+
+/// The guest probe (tests/boot_support/probe.rs) as a static binary for
+/// `target`, built with the toolchain's own linker, as the init is.
+fn probe(target: &str) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("probe-{target}"));
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    run(Command::new(rustc)
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "panic=abort",
+            "-C",
+            "strip=symbols",
+        ])
+        .args(["-C", "linker=rust-lld", "--target", target])
+        .arg(boot_support::manifest_dir().join("tests/boot_support/probe.rs"))
+        .arg("-o")
+        .arg(&out));
+    out
+}
+
+/// A root with no shell: the probe as /app and as /usr/bin/pinger (with a
+/// capability), account files and a hostname.
+fn distroless_rootfs(rootfs: &Path, probe: &Path) {
+    let copy = |to: &str| {
+        let dst = rootfs.join(to);
+        fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        fs::copy(probe, &dst).unwrap();
+        run(Command::new("chmod").arg("0755").arg(&dst));
+    };
+    copy("app");
+    copy("usr/bin/pinger");
+    // VFS_CAP_REVISION_2, permitted = CAP_NET_RAW (bit 13).
+    run(Command::new("python3").arg("-c").arg(format!(
+        "import os; os.setxattr({:?}, 'security.capability', bytes.fromhex({CAP_NET_RAW:?}))",
+        rootfs.join("usr/bin/pinger").display().to_string()
+    )));
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+    )
+    .unwrap();
+    fs::write(
+        rootfs.join("etc/group"),
+        "root:x:0:\naudio:x:29:nonroot\nnonroot:x:65532:\nextra:x:700:other,nonroot\n",
+    )
+    .unwrap();
+    fs::write(rootfs.join("etc/hostname"), "probe-host\n").unwrap();
+}
+
+const CAP_NET_RAW: &str = "0000000200200000000000000000000000000000";
 
 /// Runs the command line in the images' work directory; returns the archive.
 fn build(tag: &str, out_name: &str, args: &[&str]) -> PathBuf {
@@ -167,12 +259,13 @@ fn build_error(tag: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn assert_generated(machine: Machine, codec: &str) {
+/// `extra` may pick the sh script: both inits run Docker's rules alike.
+fn assert_generated(machine: Machine, codec: &str, extra: &[&str]) {
     let Some(kernel) = kernel() else { return };
     let out = build(
         "generated",
         &format!("generated-{codec}-{machine:?}.img"),
-        &["-c", codec],
+        &[&["-c", codec][..], extra].concat(),
     );
     let b = boot(&kernel, &out, machine, &format!("generated {codec}"));
     for line in [
@@ -197,24 +290,176 @@ fn assert_generated(machine: Machine, codec: &str) {
 
 #[test]
 fn generated_init_gzip_pc() {
-    assert_generated(Machine::Pc, "gzip");
+    assert_generated(Machine::Pc, "gzip", &[]);
 }
 
 #[test]
 fn generated_init_zstd_microvm() {
-    assert_generated(Machine::Microvm, "zstd");
+    assert_generated(Machine::Microvm, "zstd", &[]);
 }
 
 // The kernel reads xz only with CRC32 checks and lz4 only in the legacy
 // format: these boots prove the encoders write what it reads.
 #[test]
-fn generated_init_xz_pc() {
-    assert_generated(Machine::Pc, "xz");
+fn sh_init_xz_pc() {
+    assert_generated(Machine::Pc, "xz", &["--sh-init"]);
+}
+
+/// The sh script, kept for architectures without a static init, switches
+/// users through the image's own su.
+#[test]
+fn sh_init_user_switch_gzip_pc() {
+    let Some(kernel) = kernel() else { return };
+    let out = build("user", "user-sh.cpio.gz", &["-c", "gzip", "--sh-init"]);
+    let b = boot(&kernel, &out, Machine::Pc, "sh init user");
+    b.assert_line("IDS=[1000:1000:1000 50]");
+    b.assert_line("HOME=[/home/app]");
+    b.assert_line("show-args-done-42");
+    b.assert_line("initramfs-stream: command exited with status 0");
+    b.assert_clean_poweroff();
 }
 
 #[test]
 fn generated_init_lz4_microvm() {
-    assert_generated(Machine::Microvm, "lz4");
+    assert_generated(Machine::Microvm, "lz4", &[]);
+}
+
+/// What the probe reports for the distroless images' config, checked line
+/// by line: PID 1's mounts, loopback, hostname, user and groups, Env,
+/// WorkingDir, the capability set from the layer's xattr, and reaping.
+fn assert_distroless_report(b: &Boot, args: &str) {
+    for line in [
+        &format!("probe args=[{args}]")[..],
+        "probe ids=[65532:65532:29,700,65532]",
+        "probe cwd=[/srv/data]",
+        "probe env.HOME=[/home/nonroot]",
+        "probe env.PATH=[/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin]",
+        "probe env.GREETING=[hello distroless]",
+        "probe hostname=[probe-host]",
+        "probe loopback=[connected]",
+        "probe stdout=[/proc/self/fd/1]",
+        &format!("probe cap=[{CAP_NET_RAW}]"),
+        "probe zombies=[0]",
+        "probe-done-42",
+        "initramfs-stream: command exited with status 0",
+    ] {
+        b.assert_line(line);
+    }
+    let mounts = b
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("probe mounts="))
+        .unwrap_or_default();
+    for m in [
+        "/proc:proc",
+        "/sys:sysfs",
+        "/dev:devtmpfs",
+        "/dev/pts:devpts",
+        "/dev/shm:tmpfs",
+        "/sys/fs/cgroup:cgroup2",
+        "/tmp:tmpfs",
+        "/run:tmpfs",
+    ] {
+        assert!(
+            mounts.contains(m),
+            "[{}] {m} not mounted: {mounts}\n{}",
+            b.label,
+            b.console
+        );
+    }
+    b.assert_clean_poweroff();
+    report_boot_to_command(b, "probe args=");
+}
+
+/// The suite's boot-to-command figure: QEMU's start to the command's first line.
+fn report_boot_to_command(b: &Boot, first_line: &str) {
+    match b.time_of(first_line) {
+        Some(t) => eprintln!("boot-to-command [{}]: {:.2} s", b.label, t.as_secs_f64()),
+        None => panic!(
+            "[{}] the command never printed {first_line:?}:\n{}",
+            b.label, b.console
+        ),
+    }
+}
+
+#[test]
+fn distroless_static_init_gzip_pc() {
+    let Some(kernel) = kernel() else { return };
+    let out = build("distroless", "distroless.cpio.gz", &["-c", "gzip"]);
+    let b = boot(&kernel, &out, Machine::Pc, "distroless");
+    assert_distroless_report(&b, "default arg");
+    assert!(
+        b.console.contains("reboot: Power down"),
+        "ACPI power-off expected on pc:\n{}",
+        b.console
+    );
+}
+
+/// Firecracker has no ACPI power-off: the init must end the VM with a
+/// reboot. Words after `--` on the kernel command line replace Cmd, and a
+/// NAME=VALUE the kernel hands to init reaches the command's Env.
+#[test]
+fn distroless_firecracker_like_kernel_args_zstd() {
+    let Some(kernel) = kernel() else { return };
+    let out = build("distroless", "distroless-fc.cpio.zst", &["-c", "zstd"]);
+    let extras = BootExtras {
+        append: "FROM_KERNEL=yes -- report \"two words\" third",
+        ..Default::default()
+    };
+    let b = boot_with(
+        &kernel,
+        &out,
+        Machine::Firecracker,
+        "distroless firecracker",
+        &extras,
+    );
+    b.assert_line("probe env.FROM_KERNEL=[yes]");
+    assert_distroless_report(&b, "two words|third");
+    assert!(
+        b.console.contains("reboot: Restarting system"),
+        "{}",
+        b.console
+    );
+}
+
+#[test]
+fn distroless_arm64_gzip() {
+    let Some(kernel) = Machine::Arm64.kernel() else {
+        return;
+    };
+    let out = build(
+        "distroless-arm64",
+        "distroless-arm64.cpio.gz",
+        &["-c", "gzip", "--platform", "linux/arm64"],
+    );
+    let b = boot(&kernel, &out, Machine::Arm64, "distroless arm64");
+    assert_distroless_report(&b, "default arg");
+}
+
+/// Ctrl-Alt-Del (Firecracker's SendCtrlAltDel, QEMU's sendkey) reaches PID 1
+/// as SIGINT; the command gets its StopSignal (SIGTERM) and ends by itself.
+#[test]
+fn ctrl_alt_del_stops_the_command_gracefully_pc() {
+    let Some(kernel) = kernel() else { return };
+    let out = build("waiter", "waiter.cpio.lz4", &["-c", "lz4"]);
+    let extras = BootExtras {
+        ctrl_alt_del_after: Some("probe-waiting-42"),
+        ..Default::default()
+    };
+    let b = boot_with(&kernel, &out, Machine::Pc, "ctrl-alt-del", &extras);
+    b.assert_line("probe-waiting-42");
+    b.assert_line("probe-graceful-42");
+    b.assert_line("initramfs-stream: command exited with status 0");
+    b.assert_clean_poweroff();
+}
+
+#[test]
+fn command_killed_by_a_signal_microvm() {
+    let Some(kernel) = kernel() else { return };
+    let out = build("killer", "killer.cpio", &["-c", "none"]);
+    let b = boot(&kernel, &out, Machine::Microvm, "killed");
+    b.assert_line("initramfs-stream: command killed by signal 9 (SIGKILL)");
+    b.assert_clean_poweroff();
 }
 
 #[test]
@@ -222,8 +467,7 @@ fn user_switch_uncompressed_pc() {
     let Some(kernel) = kernel() else { return };
     let out = build("user", "user.cpio", &["-c", "none"]);
     let b = boot(&kernel, &out, Machine::Pc, "user");
-    // busybox has no setpriv --reuid: this goes through su, with app's
-    // passwd group and its supplementary group from /etc/group.
+    // app's passwd group and its supplementary group from /etc/group.
     b.assert_line("IDS=[1000:1000:1000 50]");
     b.assert_line("HOME=[/home/app]");
     b.assert_line("PWD=[/]");
@@ -279,7 +523,10 @@ fn boot_errors_are_reported_at_build_time() {
         err.contains("user \"nobody\" is not in the image's /etc/passwd"),
         "{err}"
     );
-    let err = build_error("other-group", &[]);
+    // The static init switches to any uid:gid itself; the sh script needs
+    // a program in the image that can.
+    build("other-group", "other-group.cpio", &["-c", "none"]);
+    let err = build_error("other-group", &["--sh-init"]);
     assert!(
         err.contains("image User \"1000:50\" (uid 1000, gid 50): the image has no program that can switch to it"),
         "{err}"
@@ -331,4 +578,27 @@ fn harness_sees_a_panic() {
     assert!(b.console.contains("Kernel panic"), "{}", b.console);
     assert!(!b.has_line("harness-marker-42"));
     assert_eq!(b.poweroff_problem().as_deref(), Some("kernel panic"));
+}
+
+/// scripts/demo.sh, the README's one command, with this build's binary.
+#[test]
+fn demo_script_boots_the_example() {
+    if kernel().is_none() {
+        return;
+    }
+    let dir = scratch("demo");
+    let out = Command::new("bash")
+        .arg(boot_support::manifest_dir().join("scripts/demo.sh"))
+        .env("INITRAMFS_STREAM", BIN)
+        .env("DEMO_DIR", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let console = fs::read_to_string(dir.path().join("console.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "demo.sh failed:\n{}\n{console}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(console.contains("hello from /root: world"), "{console}");
 }

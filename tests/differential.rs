@@ -214,6 +214,22 @@ fn xattrs_are_dropped_with_a_warning() {
     );
 }
 
+/// An xattr name comes from the image: its control bytes reach the terminal
+/// escaped, never as a live escape sequence.
+#[test]
+fn xattr_names_are_escaped_on_the_terminal() {
+    let f = fixtures::handwritten_fixture("xattr_escape");
+    let (_, stderr) = tool_ok([f.image.oci_ref().as_str(), "-c", "none", "--no-init"]);
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "raw escape on stderr: {stderr:?}"
+    );
+    assert!(
+        stderr.contains("user.\\u{1b}[31m\\u{1b}[2Jred"),
+        "expected the name escaped in the warning, got {stderr:?}"
+    );
+}
+
 /// Archives produced for the same content must be the same bytes, whatever
 /// the transport, media types or layer compression.
 #[test]

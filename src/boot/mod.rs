@@ -15,9 +15,11 @@
 //! [`BootFileKind::Dir`] that comes earlier in the plan.
 
 mod command;
+mod guest;
 mod init_script;
 mod inject;
 mod path;
+pub mod run_config;
 mod user;
 
 use std::path::PathBuf;
@@ -26,6 +28,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 pub use command::combine_command;
+pub use guest::static_init;
 pub use init_script::sh_quote;
 pub use inject::{parse_inject_spec, InjectSpec};
 
@@ -53,6 +56,30 @@ pub struct ImageRunConfig {
     pub working_dir: Option<String>,
     #[serde(rename = "User", default)]
     pub user: Option<String>,
+    /// The signal that asks the command to stop (`SIGTERM` when unset).
+    #[serde(rename = "StopSignal", default)]
+    pub stop_signal: Option<String>,
+}
+
+/// What the boot stage knows of the image besides its tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootImage {
+    pub config: ImageRunConfig,
+    /// OCI `architecture` (`amd64`, `arm64`, ...) and `variant`.
+    pub architecture: String,
+    pub variant: Option<String>,
+    /// Extended attributes of the final tree's files.
+    pub xattrs: Vec<FileXattr>,
+}
+
+/// An extended attribute of a regular file of the final tree. newc cannot
+/// carry it; the static `/init` sets it in the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileXattr {
+    /// Absolute, normalised.
+    pub path: Vec<u8>,
+    pub name: Vec<u8>,
+    pub value: Vec<u8>,
 }
 
 /// One entry of the merged image, as stored (a final symlink not followed).
@@ -153,8 +180,12 @@ pub enum InitChoice {
     /// may even name it as its Entrypoint (s6-overlay), so it is not replaced.
     #[default]
     Auto,
-    /// Always generate `/init` from the image config.
+    /// Always the tool's own `/init` for the image config: the static
+    /// program where the architecture has one, else the sh script.
     Generated,
+    /// The generated POSIX sh script even where a static init exists (the
+    /// image must have `/bin/sh` and the tools the script calls).
+    Script,
     /// `--init FILE`: this host file becomes `/init`.
     File(PathBuf),
     /// `--no-init`: the image's filesystem as it is, plus only the injected
@@ -169,6 +200,9 @@ pub struct BootOptions {
     pub init: InitChoice,
     /// `--inject SRC:DST` specs, in command-line order (later ones win).
     pub injects: Vec<String>,
+    /// Seconds the static init waits after the stop signal before SIGKILL
+    /// (default [`run_config::DEFAULT_STOP_TIMEOUT`]).
+    pub stop_timeout: Option<u64>,
 }
 
 /// The files to add to the archive, in an order where parents come first.
@@ -191,6 +225,8 @@ pub enum BootError {
         "the generated /init needs /bin/sh, which the image lacks (give --init FILE, or --no-init)"
     )]
     NoShell,
+    #[error("image StopSignal {0:?} is not a signal")]
+    BadStopSignal(String),
     #[error("image User {0:?} is not a valid user[:group]")]
     BadUser(String),
     #[error("image User: user {0:?} is not in the image's /etc/passwd")]
@@ -282,11 +318,12 @@ pub fn inject(spec: &str) -> Result<Vec<BootFile>, BootError> {
     inject::collect(&spec)
 }
 
-/// Everything the boot stage adds: essentials, `/init` and injected files,
-/// with missing parent directories, in an order where parents come first.
+/// Everything the boot stage adds: essentials, `/init` (with its run
+/// config) and injected files, with missing parent directories, in an
+/// order where parents come first.
 pub fn plan(
     options: &BootOptions,
-    config: &ImageRunConfig,
+    image: &BootImage,
     lookup: &dyn ImageLookup,
 ) -> Result<BootPlan, BootError> {
     let mut notes = Vec::new();
@@ -305,6 +342,7 @@ pub fn plan(
         .and_then(|p| lookup.entry(&p))
         .is_some_and(|e| matches!(e, ImageEntry::File { .. }));
 
+    let mut applies_xattrs = false;
     match &options.init {
         InitChoice::Keep => {
             if !image_init && !injects_init {
@@ -339,24 +377,123 @@ pub fn plan(
                 );
             }
         }
-        InitChoice::Auto | InitChoice::Generated => {
-            let (script, more) = init_script::generate(config, lookup)?;
-            notes.extend(more);
-            if let Some(dir) = &script.missing_workdir {
-                wanted.push(BootFile::dir(dir.as_bytes(), 0o755));
+        InitChoice::Auto | InitChoice::Generated | InitChoice::Script => {
+            let program = match options.init {
+                InitChoice::Script => None,
+                _ => static_init(&image.architecture, image.variant.as_deref()),
+            };
+            match program {
+                Some(program) => {
+                    notes.extend(static_init_files(
+                        options,
+                        image,
+                        lookup,
+                        program,
+                        &mut wanted,
+                    )?);
+                    applies_xattrs = true;
+                }
+                None => {
+                    if options.init != InitChoice::Script {
+                        notes.push(format!(
+                            "no static /init for {}: /init is a generated sh script",
+                            show(image.architecture.as_bytes())
+                        ));
+                    }
+                    let (script, more) = init_script::generate(&image.config, lookup)?;
+                    notes.extend(more);
+                    if let Some(dir) = &script.missing_workdir {
+                        wanted.push(BootFile::dir(dir.as_bytes(), 0o755));
+                    }
+                    wanted.push(BootFile {
+                        path: b"/init".to_vec(),
+                        kind: BootFileKind::Regular {
+                            content: Bytes::from(script.render()),
+                            mode: 0o755,
+                        },
+                    });
+                }
             }
-            wanted.push(BootFile {
-                path: b"/init".to_vec(),
-                kind: BootFileKind::Regular {
-                    content: Bytes::from(script.render()),
-                    mode: 0o755,
-                },
-            });
         }
+    }
+    if !applies_xattrs {
+        notes.extend(dropped_xattrs(&image.xattrs));
     }
     wanted.extend(injected);
     let files = path::place(lookup, wanted)?;
     Ok(BootPlan { files, notes })
+}
+
+/// The note for extended attributes nothing will set: newc cannot store
+/// them, and only the static `/init` applies them at boot.
+pub fn dropped_xattrs(xattrs: &[FileXattr]) -> Option<String> {
+    let names: std::collections::BTreeSet<String> = xattrs
+        .iter()
+        .map(|x| crate::listing::escape(&x.name))
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "newc archives cannot store extended attributes (only the static /init sets them at boot); dropped: {}",
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// `/init` as the static program, and the run config it reads. The checks
+/// that can be made on the image alone run here, so a command that cannot
+/// start fails the build rather than the boot.
+fn static_init_files(
+    options: &BootOptions,
+    image: &BootImage,
+    lookup: &dyn ImageLookup,
+    program: &'static [u8],
+    wanted: &mut Vec<BootFile>,
+) -> Result<Vec<String>, BootError> {
+    let config = &image.config;
+    combine_command(config.entrypoint.as_deref(), config.cmd.as_deref())?;
+    if let Some(bad) = config.env.iter().flatten().find(|e| e.contains('\0')) {
+        return Err(BootError::NulByte(bad.clone()));
+    }
+    for value in [&config.working_dir, &config.user, &config.stop_signal] {
+        if let Some(bad) = value.as_ref().filter(|v| v.contains('\0')) {
+            return Err(BootError::NulByte(bad.clone()));
+        }
+    }
+    if let Some(signal) = config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        if !run_config::is_signal(signal) {
+            return Err(BootError::BadStopSignal(signal.to_string()));
+        }
+    }
+    let read = |p: &[u8]| -> Result<Option<Vec<u8>>, BootError> {
+        Ok(lookup.read(&path::resolve(lookup, p, true)?))
+    };
+    let spec = config.user.as_deref().unwrap_or("").trim();
+    user::resolve(
+        spec,
+        read(b"/etc/passwd")?.as_deref(),
+        read(b"/etc/group")?.as_deref(),
+    )?;
+
+    let stop_timeout = options
+        .stop_timeout
+        .unwrap_or(run_config::DEFAULT_STOP_TIMEOUT);
+    let (json, notes) = run_config::render(config, stop_timeout, &image.xattrs);
+    wanted.push(BootFile {
+        path: b"/init".to_vec(),
+        kind: BootFileKind::Regular {
+            content: Bytes::from_static(program),
+            mode: 0o755,
+        },
+    });
+    wanted.push(BootFile::dir(run_config::DIR, 0o755));
+    wanted.push(BootFile {
+        path: run_config::PATH.to_vec(),
+        kind: BootFileKind::Regular {
+            content: Bytes::from(json),
+            mode: 0o644,
+        },
+    });
+    Ok(notes)
 }
 
 #[cfg(test)]
@@ -432,6 +569,15 @@ mod tests {
     use super::testing::MapImage;
     use super::*;
 
+    /// An image of an architecture without a static init.
+    fn script_image(config: ImageRunConfig) -> BootImage {
+        BootImage {
+            config,
+            architecture: "riscv64".into(),
+            ..Default::default()
+        }
+    }
+
     fn paths(files: &[BootFile]) -> Vec<String> {
         files.iter().map(|f| show(&f.path)).collect()
     }
@@ -481,7 +627,7 @@ mod tests {
             working_dir: Some("/srv/app".into()),
             ..Default::default()
         };
-        let p = plan(&BootOptions::default(), &cfg, &img).unwrap();
+        let p = plan(&BootOptions::default(), &script_image(cfg), &img).unwrap();
         let ps = paths(&p.files);
         assert!(ps.contains(&"/init".to_string()));
         assert!(ps.contains(&"/srv/app".to_string()));
@@ -502,7 +648,7 @@ mod tests {
     fn plan_keeps_an_image_init() {
         let mut img = MapImage::new();
         img.busybox(&["sh"]).file("/init", 0o755, "#!/bin/sh\n");
-        let p = plan(&BootOptions::default(), &ImageRunConfig::default(), &img).unwrap();
+        let p = plan(&BootOptions::default(), &BootImage::default(), &img).unwrap();
         assert!(!paths(&p.files).contains(&"/init".to_string()));
         assert_eq!(p.notes.len(), 1);
         // Generated replaces it on request, and then needs a command.
@@ -510,7 +656,7 @@ mod tests {
             init: InitChoice::Generated,
             ..Default::default()
         };
-        let err = plan(&opts, &ImageRunConfig::default(), &img).unwrap_err();
+        let err = plan(&opts, &BootImage::default(), &img).unwrap_err();
         assert!(matches!(err, BootError::NoCommand), "{err}");
     }
 
@@ -520,16 +666,12 @@ mod tests {
         let img = MapImage::new();
         let opts = |p: PathBuf| BootOptions {
             init: InitChoice::File(p),
-            injects: vec![],
+            ..Default::default()
         };
-        let err = plan(
-            &opts(dir.path().to_path_buf()),
-            &ImageRunConfig::default(),
-            &img,
-        );
+        let err = plan(&opts(dir.path().to_path_buf()), &BootImage::default(), &img);
         assert!(matches!(err, Err(BootError::InitNotAFile(_))), "{err:?}");
         let missing = dir.path().join("nope");
-        let err = plan(&opts(missing.clone()), &ImageRunConfig::default(), &img).unwrap_err();
+        let err = plan(&opts(missing.clone()), &BootImage::default(), &img).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -539,7 +681,7 @@ mod tests {
         );
         let file = dir.path().join("init.sh");
         std::fs::write(&file, "#!/bin/sh\n").unwrap();
-        let p = plan(&opts(file), &ImageRunConfig::default(), &img).unwrap();
+        let p = plan(&opts(file), &BootImage::default(), &img).unwrap();
         let init = p.files.iter().find(|f| f.path == b"/init").unwrap();
         assert!(matches!(
             init.kind,
@@ -563,8 +705,9 @@ mod tests {
         let opts = BootOptions {
             init: InitChoice::Keep,
             injects: vec![format!("{}:/opt/agent", agent.display())],
+            ..Default::default()
         };
-        let p = plan(&opts, &ImageRunConfig::default(), &img).unwrap();
+        let p = plan(&opts, &BootImage::default(), &img).unwrap();
         assert_eq!(paths(&p.files), ["/opt", "/opt/agent"]);
         assert_eq!(
             p.notes,
@@ -574,8 +717,9 @@ mod tests {
         let opts = BootOptions {
             init: InitChoice::Keep,
             injects: vec![format!("{}:/init", agent.display())],
+            ..Default::default()
         };
-        let p = plan(&opts, &ImageRunConfig::default(), &img).unwrap();
+        let p = plan(&opts, &BootImage::default(), &img).unwrap();
         assert_eq!(paths(&p.files), ["/init"]);
         assert!(p.notes.is_empty());
     }
@@ -589,5 +733,127 @@ mod tests {
         assert_eq!(cfg.user.as_deref(), Some("1000:1000"));
         let empty: ImageRunConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(empty, ImageRunConfig::default());
+    }
+
+    fn amd64(config: ImageRunConfig) -> BootImage {
+        BootImage {
+            config,
+            architecture: "amd64".into(),
+            ..Default::default()
+        }
+    }
+
+    fn run_json(p: &BootPlan) -> serde_json::Value {
+        let f = p
+            .files
+            .iter()
+            .find(|f| f.path == run_config::PATH)
+            .expect("run config in the plan");
+        match &f.kind {
+            BootFileKind::Regular {
+                content,
+                mode: 0o644,
+            } => serde_json::from_slice(content).unwrap(),
+            other => panic!("run config is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn static_init_needs_no_shell() {
+        // Distroless: one program and /etc/passwd, nothing else.
+        let mut img = MapImage::new();
+        img.dir("/etc")
+            .file("/etc/passwd", 0o644, "root:x:0:0::/root:/sbin/nologin\nnonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n")
+            .file("/app", 0o755, "");
+        let cfg = ImageRunConfig {
+            entrypoint: Some(vec!["/app".into()]),
+            cmd: Some(vec!["--port".into(), "80".into()]),
+            user: Some("nonroot".into()),
+            ..Default::default()
+        };
+        let mut image = amd64(cfg);
+        image.xattrs.push(FileXattr {
+            path: b"/app".to_vec(),
+            name: b"security.capability".to_vec(),
+            value: vec![1, 2],
+        });
+        let p = plan(&BootOptions::default(), &image, &img).unwrap();
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        let init = p.files.iter().find(|f| f.path == b"/init").unwrap();
+        assert!(
+            matches!(&init.kind, BootFileKind::Regular { content, mode: 0o755 }
+                if content.as_ref() == static_init("amd64", None).unwrap()),
+            "{init:?}"
+        );
+        let json = run_json(&p);
+        assert_eq!(json["entrypoint"], serde_json::json!(["/app"]));
+        assert_eq!(json["cmd"], serde_json::json!(["--port", "80"]));
+        assert_eq!(json["user"], "nonroot");
+        assert_eq!(json["stop_timeout"], 10);
+        assert_eq!(json["xattrs"][0]["value"], "0102");
+        let dir = p
+            .files
+            .iter()
+            .position(|f| f.path == run_config::DIR)
+            .unwrap();
+        let file = p
+            .files
+            .iter()
+            .position(|f| f.path == run_config::PATH)
+            .unwrap();
+        assert!(dir < file);
+    }
+
+    #[test]
+    fn static_init_checks_the_user_at_build_time() {
+        let mut img = MapImage::new();
+        img.dir("/etc")
+            .file("/etc/passwd", 0o644, "root:x:0:0::/root:/bin/sh\n");
+        let with_user = |u: &str| {
+            amd64(ImageRunConfig {
+                cmd: Some(vec!["/app".into()]),
+                user: Some(u.into()),
+                ..Default::default()
+            })
+        };
+        let err = plan(&BootOptions::default(), &with_user("nobody"), &img).unwrap_err();
+        assert!(matches!(err, BootError::UnknownUser(_)), "{err}");
+        // A numeric uid needs no passwd entry, and no program to switch.
+        plan(&BootOptions::default(), &with_user("1000:50"), &img).unwrap();
+        let err = plan(
+            &BootOptions::default(),
+            &amd64(ImageRunConfig::default()),
+            &img,
+        )
+        .unwrap_err();
+        assert!(matches!(err, BootError::NoCommand), "{err}");
+    }
+
+    #[test]
+    fn other_architectures_and_sh_init_get_the_script() {
+        let mut img = MapImage::new();
+        img.busybox(&["sh", "mount", "mkdir", "poweroff", "reboot", "sleep"]);
+        let cfg = ImageRunConfig {
+            cmd: Some(vec!["sh".into()]),
+            ..Default::default()
+        };
+        let script = |p: &BootPlan| {
+            let init = p.files.iter().find(|f| f.path == b"/init").unwrap();
+            matches!(&init.kind, BootFileKind::Regular { content, .. } if content.starts_with(b"#!/bin/sh"))
+        };
+        let p = plan(&BootOptions::default(), &script_image(cfg.clone()), &img).unwrap();
+        assert!(script(&p));
+        assert!(
+            p.notes[0].contains("no static /init for riscv64"),
+            "{:?}",
+            p.notes
+        );
+        let opts = BootOptions {
+            init: InitChoice::Script,
+            ..Default::default()
+        };
+        let p = plan(&opts, &amd64(cfg), &img).unwrap();
+        assert!(script(&p) && p.notes.is_empty(), "{:?}", p.notes);
+        assert!(!p.files.iter().any(|f| f.path == run_config::PATH));
     }
 }

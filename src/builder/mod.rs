@@ -72,10 +72,7 @@ impl InitramfsBuilder {
         InitramfsBuilder {
             reference,
             platform: None,
-            compression: Compression {
-                codec: Codec::None,
-                level: None,
-            },
+            compression: Compression::NONE,
             max_entries: DEFAULT_MAX_ENTRIES,
             max_size: DEFAULT_MAX_SIZE,
             jobs: std::thread::available_parallelism()
@@ -177,7 +174,9 @@ impl InitramfsBuilder {
             capture_limit: boot::MAX_READ as u64,
         };
         let mut index = MergeIndex::new(self.max_entries);
-        let mut xattrs = std::collections::BTreeSet::new();
+        // (path, xattr) of the entries that carry one, checked against the
+        // final tree once every layer is applied.
+        let mut xattrs: Vec<(Vec<u8>, ContentRef, layer::EntryXattr)> = Vec::new();
         let mut captured = HashMap::new();
         let mut scans = Box::pin(
             futures::stream::iter(source.layers.clone())
@@ -210,7 +209,18 @@ impl InitramfsBuilder {
                 "headers read"
             );
             index.apply_layer(layer_no, &headers.entries)?;
-            xattrs.extend(headers.xattrs);
+            for x in headers.xattrs {
+                let at = headers
+                    .entries
+                    .binary_search_by_key(&x.ordinal, |e| e.ordinal);
+                if let Ok(i) = at {
+                    let content = ContentRef {
+                        layer: layer_no,
+                        ordinal: x.ordinal,
+                    };
+                    xattrs.push((headers.entries[i].path.clone(), content, x));
+                }
+            }
             for (ordinal, body) in headers.captured {
                 let at = ContentRef {
                     layer: layer_no,
@@ -226,15 +236,25 @@ impl InitramfsBuilder {
             tracing::info!(patterns = excludes.len(), paths = removed, "excluded");
         }
 
+        let xattrs = final_xattrs(&index, xattrs);
         let mut warnings = Vec::new();
         let mut extras = Vec::new();
+        if self.boot.is_none() {
+            warnings.extend(boot::dropped_xattrs(&xattrs));
+        }
         if let Some(options) = &self.boot {
             let lookup = TreeLookup {
                 index: &index,
                 captured: &captured,
             };
-            let config = run_config(&source);
-            let plan = boot::plan(options, &config, &lookup)?;
+            let platform = source.platform();
+            let image = boot::BootImage {
+                config: run_config(&source),
+                architecture: platform.architecture,
+                variant: platform.variant,
+                xattrs,
+            };
+            let plan = boot::plan(options, &image, &lookup)?;
             warnings.extend(plan.notes);
             let meta = |mode| Meta {
                 mode,
@@ -277,12 +297,6 @@ impl InitramfsBuilder {
                 "the archive would be {archive_size} bytes, over the --max-size bound of {} bytes",
                 self.max_size
             )));
-        }
-        if !xattrs.is_empty() {
-            warnings.push(format!(
-                "newc archives cannot store extended attributes; dropped: {}",
-                xattrs.into_iter().collect::<Vec<_>>().join(", ")
-            ));
         }
         tracing::info!(
             dirs = plan.dirs.len(),
@@ -460,7 +474,7 @@ impl PreparedImage {
             platform,
             entries,
             archive_bytes,
-            codec: compression.codec,
+            codec: compression.codec(),
             output_bytes,
             sha256: hex::encode(hasher.finalize()),
         })
@@ -657,6 +671,26 @@ impl ImageLookup for TreeLookup<'_> {
     }
 }
 
+/// The xattrs of the final tree's regular files: those whose entry still
+/// holds the file's content at its path (a later layer's file, or a
+/// whiteout, drops them).
+fn final_xattrs(
+    index: &MergeIndex,
+    found: Vec<(Vec<u8>, ContentRef, layer::EntryXattr)>,
+) -> Vec<boot::FileXattr> {
+    found
+        .into_iter()
+        .filter_map(|(path, at, x)| {
+            let live = matches!(index.lookup(&path)?.kind, TreeKind::File { content, .. } if content == at);
+            live.then(|| boot::FileXattr {
+                path: crate::path::absolute(&path),
+                name: x.name,
+                value: x.value,
+            })
+        })
+        .collect()
+}
+
 fn run_config(source: &ImageSource) -> ImageRunConfig {
     let c = source.run_config();
     ImageRunConfig {
@@ -665,6 +699,7 @@ fn run_config(source: &ImageSource) -> ImageRunConfig {
         env: c.env,
         working_dir: c.working_dir,
         user: c.user,
+        stop_signal: c.stop_signal,
     }
 }
 

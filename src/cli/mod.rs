@@ -67,6 +67,16 @@ pub struct Cli {
     #[arg(long)]
     no_init: bool,
 
+    /// Use the generated POSIX sh /init instead of the static one (needs
+    /// /bin/sh and busybox-style tools in the image).
+    #[arg(long, conflicts_with_all = ["no_init", "init"])]
+    sh_init: bool,
+
+    /// Seconds the static /init waits, after sending the image's
+    /// StopSignal on Ctrl-Alt-Del, before it kills the command.
+    #[arg(long, value_name = "SECONDS", default_value_t = initramfs_stream::boot::run_config::DEFAULT_STOP_TIMEOUT)]
+    stop_timeout: u64,
+
     /// Leave out image paths matching GLOB (absolute, gitignore-style:
     /// /usr/share/doc, /usr/share/man/**, *.pyc); an excluded directory
     /// takes its subtree. Repeatable.
@@ -209,26 +219,24 @@ pub async fn run(cli: &Cli) -> Result<()> {
         Some(path) => Codec::for_path(path),
         None => Codec::None,
     });
-    let compression = Compression::new(codec, cli.level).map_err(anyhow::Error::msg)?;
+    let compression = Compression::new(codec, cli.level)
+        .map_err(|e| anyhow::anyhow!("-l/--level {}: {e}", cli.level.unwrap_or_default()))?;
     if !cli.list && cli.output.is_none() && std::io::stdout().is_terminal() {
         bail!("refusing to write an archive to a terminal; use -o FILE or redirect stdout (e.g. | zstd > out.img)");
     }
 
-    let boot = match (&cli.init, cli.no_init) {
+    let init = match (&cli.init, cli.no_init) {
         (_, true) if cli.inject.is_empty() => None,
-        (_, true) => Some(BootOptions {
-            init: InitChoice::Keep,
-            injects: cli.inject.clone(),
-        }),
-        (Some(file), false) => Some(BootOptions {
-            init: InitChoice::File(file.clone()),
-            injects: cli.inject.clone(),
-        }),
-        (None, false) => Some(BootOptions {
-            init: InitChoice::Auto,
-            injects: cli.inject.clone(),
-        }),
+        (_, true) => Some(InitChoice::Keep),
+        (Some(file), false) => Some(InitChoice::File(file.clone())),
+        (None, false) if cli.sh_init => Some(InitChoice::Script),
+        (None, false) => Some(InitChoice::Auto),
     };
+    let boot = init.map(|init| BootOptions {
+        init,
+        injects: cli.inject.clone(),
+        stop_timeout: Some(cli.stop_timeout),
+    });
     let epoch = source_date_epoch()?;
     let mtimes = match (cli.mtime, epoch) {
         (Some(t), _) => Mtimes::Fixed(t),

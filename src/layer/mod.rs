@@ -8,7 +8,6 @@
 
 mod decompress;
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -66,12 +65,22 @@ pub struct LayerEntry {
     pub ordinal: u32,
 }
 
+/// One extended attribute of one entry, from a PAX `SCHILY.xattr.` or
+/// `LIBARCHIVE.xattr.` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryXattr {
+    pub ordinal: u32,
+    pub name: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
 /// The headers of one layer.
 #[derive(Debug, Default)]
 pub struct LayerHeaders {
     pub entries: Vec<LayerEntry>,
-    /// Extended attribute names seen (newc cannot carry them).
-    pub xattrs: BTreeSet<String>,
+    /// Extended attributes, by the ordinal of the entry that carries them
+    /// (newc cannot store them; the boot stage can apply them in the guest).
+    pub xattrs: Vec<EntryXattr>,
     pub compression: Option<Compression>,
     /// Bodies of the regular files named in [`ScanLimits::capture`], by ordinal.
     pub captured: Vec<(u32, Vec<u8>)>,
@@ -283,7 +292,7 @@ async fn read_header(
     entry: &mut TarEntry,
     ordinal: u32,
     layer: usize,
-    xattrs: &mut BTreeSet<String>,
+    xattrs: &mut Vec<EntryXattr>,
 ) -> Result<Option<LayerEntry>, LayerError> {
     let raw_path = entry
         .path_bytes()
@@ -386,11 +395,24 @@ async fn read_header(
                     }
                 }
                 b"mtime" => meta.mtime = number().unwrap_or(meta.mtime),
-                k if k.starts_with(b"SCHILY.xattr.") => {
-                    xattrs.insert(String::from_utf8_lossy(&k[13..]).into_owned());
-                }
+                k if k.starts_with(b"SCHILY.xattr.") => xattrs.push(EntryXattr {
+                    ordinal,
+                    name: k[13..].to_vec(),
+                    value: value.to_vec(),
+                }),
+                // libarchive percent-encodes the name and base64-encodes the value.
                 k if k.starts_with(b"LIBARCHIVE.xattr.") => {
-                    xattrs.insert(String::from_utf8_lossy(&k[17..]).into_owned());
+                    use base64::Engine as _;
+                    let v = value.trim_ascii_end();
+                    let unpadded = &v[..v.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1)];
+                    let value = base64::engine::general_purpose::STANDARD_NO_PAD
+                        .decode(unpadded)
+                        .map_err(|e| fail(format!("LIBARCHIVE.xattr value: {e}")))?;
+                    xattrs.push(EntryXattr {
+                        ordinal,
+                        name: percent_decode(&k[17..]),
+                        value,
+                    })
                 }
                 // GNU tar expands PAX sparse files to their real name and
                 // size; read as plain entries they would be another file.
@@ -409,6 +431,28 @@ async fn read_header(
         meta,
         ordinal,
     }))
+}
+
+/// `%XX` escapes decoded; anything else kept as is.
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let hex = s
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (s[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Re-reads a layer for file bodies, by ordinal, in increasing order.

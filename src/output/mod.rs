@@ -44,7 +44,7 @@ impl Codec {
 
     fn check_level(self, level: i32) -> Result<(), String> {
         let (lo, hi) = match self {
-            Codec::None => return Err("-l/--level needs a compression (-c gzip or zstd)".into()),
+            Codec::None => return Err("an uncompressed archive has no level".into()),
             Codec::Gzip => (1, 9),
             Codec::Zstd => (1, 22),
             Codec::Xz => (0, 9),
@@ -87,19 +87,38 @@ impl fmt::Display for Codec {
 }
 
 /// A codec with an optional level (the codec's default when unset:
-/// gzip 6, zstd 3).
+/// gzip 6, zstd 3). The fields are private so a level is always one the
+/// codec accepts: an out-of-range level would panic inside the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compression {
-    pub codec: Codec,
-    pub level: Option<i32>,
+    codec: Codec,
+    level: Option<i32>,
 }
 
 impl Compression {
+    /// # Errors
+    /// A level outside the codec's range (gzip 1-9, zstd 1-22, xz 0-9; lz4
+    /// and none take none), named in the message.
     pub fn new(codec: Codec, level: Option<i32>) -> Result<Compression, String> {
         if let Some(l) = level {
             codec.check_level(l)?;
         }
         Ok(Compression { codec, level })
+    }
+
+    /// No compression: the archive as it is.
+    pub const NONE: Compression = Compression {
+        codec: Codec::None,
+        level: None,
+    };
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The level asked for, `None` for the codec's default.
+    pub fn level(&self) -> Option<i32> {
+        self.level
     }
 }
 

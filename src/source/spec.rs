@@ -111,6 +111,8 @@ pub struct RunConfig {
     pub working_dir: Option<String>,
     #[serde(default)]
     pub user: Option<String>,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
 }
 
 /// One image of a `docker save` archive's `manifest.json`.

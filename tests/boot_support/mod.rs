@@ -91,8 +91,54 @@ pub fn kernel() -> Option<PathBuf> {
 pub enum Machine {
     /// QEMU's default PC (i440FX, SeaBIOS).
     Pc,
-    /// The Firecracker-like microvm machine: no PCI, no firmware to speak of.
+    /// The microvm machine: no PCI, no firmware to speak of.
     Microvm,
+    /// microvm without ACPI, as Firecracker: a power-off only halts, so the
+    /// guest must end the VM with a reboot.
+    Firecracker,
+    /// arm64 `-M virt` with Debian's arm64 cloud kernel.
+    Arm64,
+}
+
+impl Machine {
+    pub fn kernel(self) -> Option<PathBuf> {
+        match self {
+            Machine::Arm64 => kernel_arm64(),
+            _ => kernel(),
+        }
+    }
+}
+
+/// The arm64 test kernel and qemu-system-aarch64, fetched by
+/// scripts/fetch-kernel.sh arm64 when missing.
+pub fn kernel_arm64() -> Option<PathBuf> {
+    static KERNEL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| {
+            let dir = manifest_dir().join("target/test-kernel/arm64");
+            let kernel = dir.join("vmlinuz");
+            if !kernel.exists() || !have("qemu-system-aarch64") {
+                let status = Command::new("sh")
+                    .arg(manifest_dir().join("scripts/fetch-kernel.sh"))
+                    .arg("arm64")
+                    .env("INITRAMFS_STREAM_KERNEL_DIR", &dir)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .status();
+                eprintln!("scripts/fetch-kernel.sh arm64: {status:?}");
+            }
+            if !have("qemu-system-aarch64") {
+                eprintln!("*** ARM64 BOOT TESTS SKIPPED: qemu-system-aarch64 is not installed ***");
+                return None;
+            }
+            assert!(
+                kernel.exists(),
+                "no arm64 test kernel at {}",
+                kernel.display()
+            );
+            Some(kernel)
+        })
+        .clone()
 }
 
 /// What one boot printed on the serial console.
@@ -100,6 +146,8 @@ pub enum Machine {
 pub struct Boot {
     pub console: String,
     pub elapsed: Duration,
+    /// Each console line (raw) with when it arrived, from QEMU's start.
+    pub arrivals: Vec<(Duration, String)>,
     /// QEMU ended by itself (the guest powered off, rebooted or panicked)
     /// rather than being killed at the timeout.
     pub exited: bool,
@@ -135,8 +183,10 @@ impl Boot {
         );
     }
 
-    /// Why this boot was not a clean power-off (a hang, a panic, or no
-    /// power-off message), or `None` when it was one.
+    /// Why this boot was not a clean end (a hang, a panic, or neither a
+    /// power-off nor a reboot by the guest), or `None` when it was one.
+    /// A reboot counts: it is how a guest ends a Firecracker VM, and QEMU
+    /// runs with `-no-reboot`.
     pub fn poweroff_problem(&self) -> Option<String> {
         if !self.exited {
             Some(format!(
@@ -144,11 +194,21 @@ impl Boot {
             ))
         } else if self.console.contains("Kernel panic") {
             Some("kernel panic".into())
-        } else if !self.console.contains("reboot: Power down") {
-            Some("the guest did not power off".into())
+        } else if !self.console.contains("reboot: Power down")
+            && !self.console.contains("reboot: Restarting system")
+        {
+            Some("the guest did not power off or reboot".into())
         } else {
             None
         }
+    }
+
+    /// When the first console line containing `marker` arrived.
+    pub fn time_of(&self, marker: &str) -> Option<Duration> {
+        self.arrivals
+            .iter()
+            .find(|(_, l)| l.contains(marker))
+            .map(|(t, _)| *t)
     }
 
     /// The guest ran to its end and powered off: no panic, no hang.
@@ -245,6 +305,7 @@ fn kernel_messages_are_taken_out_of_guest_lines() {
                   Booting from ROM..\u{1b}c\u{1b}[?7l\u{1b}[2Jsecond\n"
             .into(),
         elapsed: Duration::ZERO,
+        arrivals: Vec::new(),
         exited: true,
         label: String::new(),
     };
@@ -259,12 +320,56 @@ fn kernel_messages_are_taken_out_of_guest_lines() {
 /// `BOOT_TIMEOUT` passes (then QEMU is killed). `label` names the case in
 /// messages.
 pub fn boot(kernel: &Path, initrd: &Path, machine: Machine, label: &str) -> Boot {
-    let mut append = String::from("console=ttyS0 panic=-1 quiet");
-    let mut cmd = Command::new("qemu-system-x86_64");
-    if machine == Machine::Microvm {
-        // Without it TCG hangs calibrating the PIT on microvm.
-        append.push_str(" tsc_early_khz=2000000");
-        cmd.args(["-M", "microvm"]);
+    boot_with(kernel, initrd, machine, label, &BootExtras::default())
+}
+
+/// What a boot may add to the plain one.
+#[derive(Debug, Default)]
+pub struct BootExtras<'a> {
+    /// Appended to the kernel command line.
+    pub append: &'a str,
+    /// Press Ctrl-Alt-Del (QEMU monitor `sendkey`) once a console line
+    /// contains this.
+    pub ctrl_alt_del_after: Option<&'a str>,
+}
+
+pub fn boot_with(
+    kernel: &Path,
+    initrd: &Path,
+    machine: Machine,
+    label: &str,
+    extras: &BootExtras,
+) -> Boot {
+    let (qemu, console) = match machine {
+        Machine::Arm64 => ("qemu-system-aarch64", "ttyAMA0"),
+        _ => ("qemu-system-x86_64", "ttyS0"),
+    };
+    let mut append = format!("console={console} panic=-1 quiet");
+    let mut cmd = Command::new(qemu);
+    match machine {
+        Machine::Pc => {}
+        // Without tsc_early_khz TCG hangs calibrating the PIT on microvm.
+        Machine::Microvm => {
+            append.push_str(" tsc_early_khz=2000000");
+            cmd.args(["-M", "microvm"]);
+        }
+        Machine::Firecracker => {
+            append.push_str(" tsc_early_khz=2000000");
+            cmd.args(["-M", "microvm,acpi=off"]);
+        }
+        Machine::Arm64 => {
+            cmd.args(["-M", "virt", "-cpu", "cortex-a57"]);
+        }
+    }
+    if !extras.append.is_empty() {
+        append.push(' ');
+        append.push_str(extras.append);
+    }
+    let scratch_dir = scratch("monitor");
+    let monitor = scratch_dir.path().join("monitor.sock");
+    if extras.ctrl_alt_del_after.is_some() {
+        cmd.arg("-monitor")
+            .arg(format!("unix:{},server,nowait", monitor.display()));
     }
     cmd.args(["-accel", "tcg", "-m", "256", "-nographic", "-no-reboot"])
         .arg("-kernel")
@@ -279,7 +384,7 @@ pub fn boot(kernel: &Path, initrd: &Path, machine: Machine, label: &str) -> Boot
     let start = Instant::now();
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start qemu-system-x86_64: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {qemu}: {e}"));
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -300,12 +405,22 @@ pub fn boot(kernel: &Path, initrd: &Path, machine: Machine, label: &str) -> Boot
         s
     });
     let mut console = Vec::new();
+    let mut arrivals = Vec::new();
     let deadline = start + BOOT_TIMEOUT;
     let mut exited = true;
+    let mut cad_pending = extras.ctrl_alt_del_after;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) => console.extend_from_slice(&line),
+            Ok(line) => {
+                let text = String::from_utf8_lossy(&line).into_owned();
+                if cad_pending.is_some_and(|m| text.contains(m)) {
+                    cad_pending = None;
+                    send_monitor(&monitor, "sendkey ctrl-alt-delete");
+                }
+                arrivals.push((start.elapsed(), text));
+                console.extend_from_slice(&line);
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 exited = false;
@@ -331,9 +446,21 @@ pub fn boot(kernel: &Path, initrd: &Path, machine: Machine, label: &str) -> Boot
     Boot {
         console,
         elapsed,
+        arrivals,
         exited,
         label: label.to_string(),
     }
+}
+
+/// One command to QEMU's human monitor on its unix socket.
+fn send_monitor(socket: &Path, command: &str) {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let mut stream = UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("cannot reach the QEMU monitor at {}: {e}", socket.display()));
+    writeln!(stream, "{command}").expect("write to the QEMU monitor");
+    // The monitor acts on the line before it sees the socket close.
+    std::thread::sleep(Duration::from_millis(300));
 }
 
 /// A scratch directory under cargo's target tmp dir, removed on drop.
