@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::held::{HeldArchive, HoldOptions, Reread};
+use super::held::{HeldArchive, Reread};
 use super::store::{normalize, BlobReader, Store};
 use super::{esc, resolve_docker_archive, Digest, ImageReference, ImageSource, SourceError};
 use crate::channel_reader::ChannelReader;
@@ -233,16 +233,8 @@ pub(super) async fn resolve(
         engine: Arc::clone(&engine),
         id: id.clone(),
     };
-    let held = HeldArchive::read(
-        reference.to_string(),
-        stream,
-        &HoldOptions {
-            limit: memory_limit,
-            hint: "",
-        },
-        Some(Box::new(again)),
-    )
-    .await?;
+    let what = reference.to_string();
+    let held = HeldArchive::read(what, stream, memory_limit, Some(Box::new(again))).await?;
     let source = resolve_docker_archive(Store::Held(held), reference.clone(), None).await?;
     if source.config_digest.as_ref() != Some(&digest) {
         return Err(SourceError::new(format!(

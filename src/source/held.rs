@@ -90,14 +90,6 @@ pub trait Reread: Send + Sync {
     fn open(&self, name: &str, size: u64) -> Result<BlobReader, SourceError>;
 }
 
-/// How much of an archive stream may be held, and what to say past it.
-pub struct HoldOptions {
-    /// Bytes of held pieces allowed.
-    pub limit: u64,
-    /// What to tell the user to do when a pipe exceeds the limit.
-    pub hint: &'static str,
-}
-
 /// The members of an archive read once, held in memory.
 pub struct HeldArchive {
     what: String,
@@ -107,12 +99,13 @@ pub struct HeldArchive {
 }
 
 impl HeldArchive {
-    /// Reads the whole tar from `input`. Without `again`, going past the
-    /// limit is an error; with it, members past the limit are re-read.
+    /// Reads the whole tar from `input`, holding up to `limit` bytes.
+    /// Without `again`, going past the limit is an error; with it, members
+    /// past the limit are read again from there.
     pub async fn read<R: AsyncRead + Unpin + Send>(
         what: String,
         input: R,
-        options: &HoldOptions,
+        limit: u64,
         again: Option<Box<dyn Reread>>,
     ) -> Result<HeldArchive, SourceError> {
         let io = |e: std::io::Error| SourceError::new(format!("{what}: {e}"));
@@ -173,13 +166,12 @@ impl HeldArchive {
                     }
                     held += piece.held() as u64;
                     pieces.push(piece);
-                    if held > options.limit {
+                    if held > limit {
                         if again.is_none() {
                             return Err(SourceError::new(format!(
                                 "{what}: the stream is larger than --memory-limit ({}, \
-                                 held compressed); {}",
-                                crate::human_bytes(options.limit),
-                                options.hint
+                                 held compressed); raise it, or give the archive as a file",
+                                crate::human_bytes(limit)
                             )));
                         }
                         // Dropped now, read again when needed.
@@ -315,11 +307,7 @@ mod tests {
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         let tar = tar_of(&[("a/layer.tar", text.clone()), ("b", noise.clone())]);
-        let options = HoldOptions {
-            limit: 1 << 30,
-            hint: "",
-        };
-        let held = HeldArchive::read("test".into(), &tar[..], &options, None)
+        let held = HeldArchive::read("test".into(), &tar[..], 1 << 30, None)
             .await
             .unwrap();
         assert!(held.held_bytes() < (text.len() + noise.len()) as u64 / 2 + PIECE as u64);
@@ -335,11 +323,7 @@ mod tests {
     #[tokio::test]
     async fn a_pipe_past_the_limit_fails() {
         let tar = tar_of(&[("big", vec![7u8; 4 * PIECE])]);
-        let options = HoldOptions {
-            limit: 10,
-            hint: "raise it",
-        };
-        let err = match HeldArchive::read("pipe".into(), &tar[..], &options, None).await {
+        let err = match HeldArchive::read("pipe".into(), &tar[..], 10, None).await {
             Err(e) => e.to_string(),
             Ok(_) => panic!("held past the limit"),
         };

@@ -339,13 +339,8 @@ async fn archive_store(
     if input.metadata().map_err(io)?.is_file() {
         return Store::tar(file, input).await;
     }
-    let hint = "raise --memory-limit, or give the archive as a file";
-    let options = held::HoldOptions {
-        limit: memory_limit,
-        hint,
-    };
     let reader = crate::blocking_io::BlockingIo(input);
-    let held = held::HeldArchive::read(what.clone(), reader, &options, None).await?;
+    let held = held::HeldArchive::read(what.clone(), reader, memory_limit, None).await?;
     tracing::info!(
         archive = %what,
         held = held.held_bytes(),
