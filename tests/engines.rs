@@ -16,7 +16,7 @@
 mod common;
 
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -306,18 +306,6 @@ fn as_nobody(docker_host: &str) -> Output {
         .unwrap()
 }
 
-fn busybox() -> PathBuf {
-    require("busybox");
-    let path = std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("busybox"))
-                .find(|p| p.is_file())
-        })
-        .unwrap();
-    std::fs::canonicalize(path).unwrap()
-}
-
 const APP: &str = r#"FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /etc /var/cache/x && echo hello > /etc/motd && echo old > /etc/old && echo y > /var/cache/x/y && ln /etc/motd /etc/motd.link"]
@@ -331,7 +319,8 @@ fn docker_and_podman_streams_convert_like_the_saved_file() {
     require("/usr/bin/time");
     let engine = Dockerd::start();
     let host = engine.host();
-    let busybox = busybox();
+    require("busybox");
+    let busybox = std::fs::canonicalize(common::fixtures::which("busybox")).unwrap();
     engine.build("app:1", APP, &[("busybox", &busybox)]);
     engine.build(
         "app:2",
