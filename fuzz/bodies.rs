@@ -348,7 +348,7 @@ pub fn documents(data: &[u8]) {
         }
     }
     if let Ok(config) = serde_json::from_slice::<ImageConfig>(data) {
-        for d in &config.rootfs.diff_ids {
+        for d in config.rootfs.iter().flat_map(|r| &r.diff_ids) {
             let _ = Digest::parse(d);
         }
     }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The project's test entry point: installs the tools the integration tests
-# drive (umoci, skopeo, busybox, cpio, compressors, qemu for boot tests),
-# fetches a kernel when the boot-test helper exists (and an arm64 busybox
-# for the boot-check tests), checks that the committed guest /init
-# binaries match init/, then runs cargo test.
+# drive (umoci, skopeo, busybox, cpio, compressors, qemu for boot tests,
+# dockerd and podman, which tests/engines.rs starts privately), fetches the
+# kernels when the boot-test helper exists (and an arm64 busybox for the
+# boot-check tests), checks that the committed guest /init binaries match
+# init/, then runs cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,12 @@ declare -A needs=(
     [readelf]=binutils
     [ldd]=libc-bin
     [musl-gcc]=musl-tools
+    [dockerd]=docker.io
+    [docker]=docker.io
+    [podman]=podman
+    [/usr/bin/time]=time
+    [mkfifo]=coreutils
+    [setpriv]=util-linux
 )
 missing=()
 for cmd in "${!needs[@]}"; do

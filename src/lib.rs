@@ -7,8 +7,9 @@
 //! files to disk:
 //!
 //! 1. **source**: find the image's layer blobs and config (an OCI layout,
-//!    an `oci-archive` or a `docker-archive`), with every blob verified
-//!    against its digest.
+//!    an `oci-archive` or a `docker-archive`, from a file or a pipe, an
+//!    image in a local Docker Engine, or a registry), with every blob
+//!    verified against its digest.
 //! 2. **layer**: decompress each blob (gzip, zstd or plain, by magic bytes)
 //!    and read its tar headers; bodies are skipped.
 //! 3. **index**: apply the headers in layer order to an in-memory tree,

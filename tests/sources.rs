@@ -175,3 +175,166 @@ fn platform_selects_from_an_index() {
     assert_eq!(arch(&[]), host.as_bytes());
     assert_fails(&[&r, "-c", "none", "--no-init", "--platform", "linux/s390x"]);
 }
+
+#[test]
+fn docker_archive_names_match_as_docker_matches_them() {
+    let f = fixtures::handwritten_fixture("hardlinks");
+    // skopeo writes the RepoTag in full: docker.io/library/app:1.
+    let file = fixtures::to_docker_archive(&f.image, "app:1");
+    let expected = convert(&f.image.oci_ref());
+    for name in ["app:1", "library/app:1", "docker.io/library/app:1", "@0"] {
+        let got = convert(&format!("docker-archive:{}:{name}", file.display()));
+        common::assert_bytes_eq(&expected, &got, &format!("docker-archive:FILE:{name}"));
+    }
+    // Without a tag the name means :latest, as in Docker.
+    let err = assert_fails(&[
+        &format!("docker-archive:{}:app", file.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+    assert!(err.contains("docker.io/library/app:1"), "{err}");
+    let latest = fixtures::to_docker_archive(&f.image, "app:latest");
+    let got = convert(&format!("docker-archive:{}:app", latest.display()));
+    common::assert_bytes_eq(&expected, &got, "docker-archive:FILE:NAME for :latest");
+    let err = assert_fails(&[
+        &format!("docker-archive:{}:@1", file.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+    assert!(err.contains("@0 is the first"), "{err}");
+}
+
+#[test]
+fn config_size_is_checked() {
+    let img = handwritten("configsize");
+    let err = assert_fails(&[&img.oci_ref(), "-c", "none", "--no-init"]);
+    assert!(
+        err.contains("config sha256:") && err.contains("size is"),
+        "{err}"
+    );
+}
+
+#[test]
+fn index_without_platforms_says_so() {
+    let img = handwritten("noplatform");
+    let err = assert_fails(&[&img.oci_ref(), "-c", "none", "--no-init"]);
+    assert!(
+        err.contains("none of the index's 2 entries declares a platform"),
+        "{err}"
+    );
+}
+
+#[test]
+fn artifacts_are_not_images() {
+    let img = handwritten("artifact");
+    let err = assert_fails(&[&img.oci_ref(), "-c", "none", "--no-init"]);
+    assert!(
+        err.contains("not a container image but an artifact")
+            && err.contains("application/vnd.example.thing.config.v1+json"),
+        "{err}"
+    );
+    let err = assert_fails(&[
+        &format!("oci:{}:norootfs", img.layout.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+    assert!(err.contains("its config has no rootfs"), "{err}");
+}
+
+#[test]
+fn image_text_in_errors_is_escaped() {
+    let img = handwritten("garbagename");
+    let err = assert_fails(&[&img.oci_ref(), "-c", "none", "--no-init"]);
+    assert!(!err.contains(['\x1b', '\x07']), "{err:?}");
+    assert!(err.contains(r"\u{1b}[31mred\u{7}"), "{err}");
+
+    // A docker archive whose manifest names a layer with terminal escapes.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.tar");
+    let script = r#"
+import io, json, sys, tarfile
+manifest = [{"Config": "c.json", "RepoTags": ["app:1"],
+             "Layers": ["\u001b]0;title\u0007/layer.tar"]}]
+config = {"architecture": "amd64", "os": "linux",
+          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    for name, data in (("manifest.json", json.dumps(manifest).encode()),
+                       ("c.json", json.dumps(config).encode())):
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+"#;
+    common::run(common::python().arg("-c").arg(script).arg(&file));
+    let err = assert_fails(&[
+        &format!("docker-archive:{}", file.display()),
+        "-c",
+        "none",
+        "--no-init",
+    ]);
+    assert!(!err.contains(['\x1b', '\x07']), "{err:?}");
+    assert!(err.contains(r"\u{1b}]0;title\u{7}/layer.tar"), "{err}");
+}
+
+/// The tool reading `stdin`, whatever it is.
+fn tool_stdin(args: &[&str], stdin: std::process::Stdio) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .args(args)
+        .stdin(stdin)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn archives_on_stdin_and_in_pipes() {
+    let f = fixtures::handwritten_fixture("whiteouts");
+    let expected = convert(&f.image.oci_ref());
+    let docker = fixtures::to_docker_archive(&f.image, "app:1");
+    let oci = fixtures::to_oci_archive(&f.image);
+    for (reference, file) in [("docker-archive:-", &docker), ("oci-archive:-", &oci)] {
+        // stdin redirected from the file: it can seek, and is read in place.
+        let out = tool_stdin(
+            &[reference, "-c", "none", "--no-init"],
+            fs::File::open(file).unwrap().into(),
+        );
+        assert!(out.status.success(), "{reference} < FILE");
+        common::assert_bytes_eq(&expected, &out.stdout, &format!("{reference} < FILE"));
+        // A pipe: read once, held in memory.
+        let mut cat = std::process::Command::new("cat")
+            .arg(file)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = tool_stdin(
+            &[reference, "-c", "none", "--no-init"],
+            cat.stdout.take().unwrap().into(),
+        );
+        cat.wait().unwrap();
+        assert!(
+            out.status.success(),
+            "cat FILE | {reference}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        common::assert_bytes_eq(&expected, &out.stdout, &format!("cat FILE | {reference}"));
+    }
+    // A truncated stream and an empty one fail in one line.
+    let bytes = fs::read(&docker).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    common::run(std::process::Command::new("mkfifo").arg(&fifo));
+    for (what, data) in [("truncated", &bytes[..bytes.len() / 2]), ("empty", &[][..])] {
+        let data = data.to_vec();
+        let path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = fs::OpenOptions::new().write(true).open(path).unwrap();
+            let _ = w.write_all(&data);
+        });
+        let reference = format!("docker-archive:{}", fifo.display());
+        let err = assert_fails(&[&reference, "-c", "none", "--no-init"]);
+        writer.join().unwrap();
+        assert!(err.contains(&reference), "{what}: {err}");
+    }
+}

@@ -24,7 +24,8 @@ use initramfs_stream::{
 pub struct Cli {
     /// The image: a registry NAME[:TAG][@DIGEST] (e.g. alpine,
     /// host:port/org/app:v1, docker://...), oci:DIR[:TAG],
-    /// oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG].
+    /// oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]|:@N] (FILE
+    /// may be - for stdin, or a pipe) or docker-daemon:NAME[:TAG|@DIGEST].
     #[arg(required_unless_present_any = ["completions", "man"])]
     image: Option<String>,
 
@@ -421,7 +422,8 @@ struct RegistryArgs {
     ca_file: Option<PathBuf>,
 
     /// Compressed layers kept in memory between the two passes; past it a
-    /// layer is downloaded again (suffixes K, M, G, T).
+    /// pulled layer is downloaded again, a docker-daemon: layer exported
+    /// again, and an archive read from a pipe fails (suffixes K, M, G, T).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1G")]
     memory_limit: u64,
 }
@@ -430,6 +432,7 @@ struct RegistryArgs {
 fn image_reference(image: &str, args: &RegistryArgs) -> Result<ImageReference> {
     use initramfs_stream::source::RegistryOptions;
     let mut reference = ImageReference::parse(image)?;
+    reference.set_memory_limit(args.memory_limit);
     if let ImageReference::Registry { options, .. } = &mut reference {
         let password = if args.password_stdin {
             let mut s = String::new();

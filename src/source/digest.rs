@@ -16,11 +16,15 @@ pub struct Digest {
 
 impl Digest {
     pub fn parse(s: &str) -> Result<Digest, String> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| format!("unsupported digest '{s}' (only sha256 is supported)"))?;
+        let shown = || crate::listing::escape(s.as_bytes());
+        let hex = s.strip_prefix("sha256:").ok_or_else(|| {
+            format!(
+                "unsupported digest '{}' (only sha256 is supported)",
+                shown()
+            )
+        })?;
         if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(format!("malformed digest '{s}'"));
+            return Err(format!("malformed digest '{}'", shown()));
         }
         Ok(Digest {
             hex: hex.to_string(),

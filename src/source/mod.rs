@@ -2,14 +2,19 @@
 //! verified byte stream for each.
 //!
 //! A reference names a transport and a location, as skopeo spells them:
-//! `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]`.
-//! Anything else is an image in a registry, named as Docker names it
-//! (`alpine`, `host:port/org/app:tag`, `...@sha256:...`, `docker://...`).
-//! Archives are read in place: their members are found by offset and read
-//! with seeks, never extracted; registry blobs are streamed.
+//! `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME[:TAG]|:@N]`,
+//! `docker-daemon:NAME[:TAG|@DIGEST]`. Anything else is an image in a
+//! registry, named as Docker names it (`alpine`, `host:port/org/app:tag`,
+//! `...@sha256:...`, `docker://...`).
+//! Archive files are read in place: their members are found by offset and
+//! read with seeks, never extracted. An archive that cannot seek (`-` for
+//! stdin, a pipe, a FIFO) and a Docker Engine's export are read once and
+//! held in memory, compressed (see `held`); registry blobs are streamed.
 
 mod credentials;
+mod daemon;
 mod digest;
+mod held;
 mod reference;
 pub mod registry;
 pub mod spec;
@@ -43,10 +48,27 @@ impl SourceError {
 pub enum ImageReference {
     /// An OCI image layout directory and an optional tag.
     OciLayout { dir: PathBuf, tag: Option<String> },
-    /// A tar of an OCI image layout.
-    OciArchive { file: PathBuf, tag: Option<String> },
-    /// A `docker save` archive and an optional `NAME:TAG`.
-    DockerArchive { file: PathBuf, name: Option<String> },
+    /// A tar of an OCI image layout (`-` is stdin).
+    OciArchive {
+        file: PathBuf,
+        tag: Option<String>,
+        /// Bytes held in memory when the file cannot seek.
+        memory_limit: u64,
+    },
+    /// A `docker save` archive (`-` is stdin) and an optional `NAME[:TAG]`
+    /// or `@INDEX`.
+    DockerArchive {
+        file: PathBuf,
+        name: Option<String>,
+        /// Bytes held in memory when the file cannot seek.
+        memory_limit: u64,
+    },
+    /// An image in a local Docker Engine (or podman's compatible service).
+    DockerDaemon {
+        name: String,
+        /// Bytes held in memory; past it layers are exported again.
+        memory_limit: u64,
+    },
     /// An image in a registry, and how to reach it.
     Registry {
         image: RegistryImage,
@@ -55,16 +77,9 @@ pub enum ImageReference {
 }
 
 /// Transports spelled `NAME:` that are read locally.
-const TRANSPORTS: &[&str] = &["oci", "oci-archive", "docker-archive"];
+const TRANSPORTS: &[&str] = &["oci", "oci-archive", "docker-archive", "docker-daemon"];
 /// skopeo transports this tool does not read.
-const UNSUPPORTED: &[&str] = &[
-    "dir",
-    "docker-daemon",
-    "containers-storage",
-    "ostree",
-    "sif",
-    "tarball",
-];
+const UNSUPPORTED: &[&str] = &["dir", "containers-storage", "ostree", "sif", "tarball"];
 
 impl ImageReference {
     pub fn parse(s: &str) -> Result<ImageReference, SourceError> {
@@ -76,12 +91,24 @@ impl ImageReference {
             }
             "oci-archive" => {
                 let (file, tag) = split_location(rest);
-                Ok(ImageReference::OciArchive { file, tag })
+                Ok(ImageReference::OciArchive {
+                    file,
+                    tag,
+                    memory_limit: registry::DEFAULT_MEMORY_LIMIT,
+                })
             }
             "docker-archive" => {
                 let (file, name) = split_location(rest);
-                Ok(ImageReference::DockerArchive { file, name })
+                Ok(ImageReference::DockerArchive {
+                    file,
+                    name,
+                    memory_limit: registry::DEFAULT_MEMORY_LIMIT,
+                })
             }
+            "docker-daemon" if !rest.is_empty() => Ok(ImageReference::DockerDaemon {
+                name: rest.to_string(),
+                memory_limit: registry::DEFAULT_MEMORY_LIMIT,
+            }),
             // `host:port/...` is a registry, whatever the host is called.
             t if (UNSUPPORTED.contains(&t) || t == "docker")
                 && !rest.starts_with(|c: char| c.is_ascii_digit()) =>
@@ -92,8 +119,10 @@ impl ImageReference {
                         "'{s}': a registry image is docker://NAME or just NAME"
                     ))),
                     None => Err(SourceError::new(format!(
-                        "'{s}': the {t}: transport is not supported; use a registry NAME[:TAG], \
-                         oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
+                        "'{}': the {t}: transport is not supported; use a registry NAME[:TAG], \
+                         oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] \
+                         or docker-daemon:NAME[:TAG]",
+                        esc(s)
                     ))),
                 }
             }
@@ -108,19 +137,40 @@ impl ImageReference {
                 options: RegistryOptions::default(),
             }),
             Err(e) => Err(SourceError::new(format!(
-                "{e}; '{whole}' is neither a registry image NAME[:TAG][@DIGEST] nor \
-                 oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
+                "{}; '{}' is neither a registry image NAME[:TAG][@DIGEST] nor \
+                 oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] \
+                 or docker-daemon:NAME[:TAG]",
+                esc(&e),
+                esc(whole)
             ))),
         }
     }
+
+    /// Bytes of image data kept in memory between the two passes: for a
+    /// registry, an archive that cannot seek, or a Docker Engine.
+    pub fn set_memory_limit(&mut self, bytes: u64) {
+        match self {
+            ImageReference::OciLayout { .. } => {}
+            ImageReference::OciArchive { memory_limit, .. }
+            | ImageReference::DockerArchive { memory_limit, .. }
+            | ImageReference::DockerDaemon { memory_limit, .. } => *memory_limit = bytes,
+            ImageReference::Registry { options, .. } => options.memory_limit = bytes,
+        }
+    }
+}
+
+/// Text from an image, a file name or an engine, safe for a terminal.
+fn esc(s: &str) -> String {
+    crate::listing::escape(s.as_bytes())
 }
 
 impl fmt::Display for ImageReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (transport, path, tag) = match self {
             ImageReference::OciLayout { dir, tag } => ("oci", dir, tag),
-            ImageReference::OciArchive { file, tag } => ("oci-archive", file, tag),
-            ImageReference::DockerArchive { file, name } => ("docker-archive", file, name),
+            ImageReference::OciArchive { file, tag, .. } => ("oci-archive", file, tag),
+            ImageReference::DockerArchive { file, name, .. } => ("docker-archive", file, name),
+            ImageReference::DockerDaemon { name, .. } => return write!(f, "docker-daemon:{name}"),
             ImageReference::Registry { image, .. } => return write!(f, "{image}"),
         };
         write!(f, "{transport}:{}", path.display())?;
@@ -195,15 +245,27 @@ impl ImageSource {
                 let tag = tag.clone();
                 resolve_oci(store, reference, tag.as_deref(), platform).await
             }
-            ImageReference::OciArchive { file, tag } => {
-                let store = Store::tar(file).await?;
+            ImageReference::OciArchive {
+                file,
+                tag,
+                memory_limit,
+            } => {
+                let store = archive_store(file, *memory_limit, &reference).await?;
                 let tag = tag.clone();
                 resolve_oci(store, reference, tag.as_deref(), platform).await
             }
-            ImageReference::DockerArchive { file, name } => {
-                let store = Store::tar(file).await?;
+            ImageReference::DockerArchive {
+                file,
+                name,
+                memory_limit,
+            } => {
+                let store = archive_store(file, *memory_limit, &reference).await?;
                 let name = name.clone();
                 resolve_docker_archive(store, reference, name.as_deref()).await
+            }
+            ImageReference::DockerDaemon { name, memory_limit } => {
+                let (name, limit) = (name.clone(), *memory_limit);
+                daemon::resolve(reference, &name, limit).await
             }
             ImageReference::Registry { image, options } => {
                 let (image, options) = (image.clone(), options.clone());
@@ -256,6 +318,35 @@ impl ImageSource {
     pub fn run_config(&self) -> RunConfig {
         self.config.config.clone().unwrap_or_default()
     }
+}
+
+/// An archive file read in place, or, when it cannot seek (stdin as `-`,
+/// a pipe, a FIFO), read once and held in memory.
+async fn archive_store(
+    file: &Path,
+    memory_limit: u64,
+    reference: &ImageReference,
+) -> Result<Store, SourceError> {
+    let what = reference.to_string();
+    let io = |e: std::io::Error| SourceError::new(format!("{what}: {e}"));
+    let input = if file == Path::new("-") {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdin().as_fd().try_clone_to_owned().map_err(io)?;
+        std::fs::File::from(fd)
+    } else {
+        std::fs::File::open(file).map_err(io)?
+    };
+    if input.metadata().map_err(io)?.is_file() {
+        return Store::tar(file, input).await;
+    }
+    let reader = crate::blocking_io::BlockingIo(input);
+    let held = held::HeldArchive::read(what.clone(), reader, memory_limit, None).await?;
+    tracing::info!(
+        archive = %what,
+        held = held.held_bytes(),
+        "read the stream into memory"
+    );
+    Ok(Store::Held(held))
 }
 
 /// The platform of the machine running this tool, as registries name it.
@@ -342,6 +433,14 @@ async fn read_blob(store: &Store, desc: &Descriptor, what: &str) -> Result<Vec<u
             "{what}: digest mismatch: expected {digest}, got {got}"
         )));
     }
+    // Right bytes, wrong descriptor: refused as a layer's would be.
+    if bytes.len() as u64 != desc.size {
+        return Err(SourceError::new(format!(
+            "{what}: size is {} bytes, the descriptor says {}",
+            bytes.len(),
+            desc.size
+        )));
+    }
     Ok(bytes)
 }
 
@@ -364,8 +463,12 @@ async fn resolve_oci(
         .read_document("index.json", MAX_DOCUMENT_SIZE)
         .await
         .map_err(|e| SourceError::new(format!("{reference}: not an OCI image layout: {e}")))?;
-    let index: Index = serde_json::from_slice(&bytes)
-        .map_err(|e| SourceError::new(format!("{}: invalid index.json: {e}", reference)))?;
+    let index: Index = serde_json::from_slice(&bytes).map_err(|e| {
+        SourceError::new(format!(
+            "{reference}: invalid index.json: {}",
+            esc(&e.to_string())
+        ))
+    })?;
 
     let mut desc = select_tag(&index, tag, &reference)?;
     let want = platform.cloned().unwrap_or_else(host_platform);
@@ -375,7 +478,7 @@ async fn resolve_oci(
                 "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
             )));
         }
-        let what = format!("{reference}: manifest {}", desc.digest);
+        let what = format!("{reference}: manifest {}", esc(&desc.digest));
         let bytes = read_blob(&store, &desc, &what).await?;
         match spec::parse_document(&bytes, &desc.media_type, &what).map_err(SourceError::new)? {
             Document::Index(index) => desc = select_platform(&index, &want, &reference)?,
@@ -405,8 +508,9 @@ fn select_tag(
             .cloned()
             .ok_or_else(|| {
                 SourceError::new(format!(
-                    "{reference}: no tag '{tag}' in the layout (it has: {})",
-                    list_or_none(&tags)
+                    "{reference}: no tag '{}' in the layout (it has: {})",
+                    esc(tag),
+                    esc(&list_or_none(&tags))
                 ))
             }),
         None => match index.manifests.as_slice() {
@@ -417,7 +521,7 @@ fn select_tag(
             _ => Err(SourceError::new(format!(
                 "{reference}: the layout holds {} images; name one with :TAG (tags: {})",
                 index.manifests.len(),
-                list_or_none(&tags)
+                esc(&list_or_none(&tags))
             ))),
         },
     }
@@ -444,13 +548,21 @@ fn select_platform(
             _ => {}
         }
     }
+    if index.manifests.is_empty() {
+        return Err(SourceError::new(format!(
+            "{reference}: no image for platform {want}: the index lists no image"
+        )));
+    }
+    if offered.is_empty() {
+        return Err(SourceError::new(format!(
+            "{reference}: no image for platform {want}: none of the index's {} entries \
+             declares a platform",
+            index.manifests.len()
+        )));
+    }
     Err(SourceError::new(format!(
         "{reference}: no image for platform {want} (the index offers: {})",
-        if offered.is_empty() {
-            "none".to_string()
-        } else {
-            offered.join(", ")
-        }
+        esc(&offered.join(", "))
     )))
 }
 
@@ -460,10 +572,21 @@ async fn image_from_manifest(
     manifest: Manifest,
     manifest_digest: Option<Digest>,
 ) -> Result<ImageSource, SourceError> {
-    let what = format!("{reference}: config {}", manifest.config.digest);
+    let what = format!("{reference}: config {}", esc(&manifest.config.digest));
+    let config_type = manifest.config.media_type.as_str();
+    if !config_type.is_empty() && !spec::CONFIG_MEDIA_TYPES.contains(&config_type) {
+        return Err(SourceError::new(format!(
+            "{reference}: not a container image but an artifact (config media type '{}')",
+            esc(config_type)
+        )));
+    }
     let config_bytes = read_blob(&store, &manifest.config, &what).await?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .map_err(|e| SourceError::new(format!("{what}: invalid image config: {e}")))?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+        SourceError::new(format!(
+            "{what}: invalid image config: {}",
+            esc(&e.to_string())
+        ))
+    })?;
     let diff_ids = parse_diff_ids(&config, manifest.layers.len(), &reference)?;
 
     let mut layers = Vec::with_capacity(manifest.layers.len());
@@ -471,7 +594,7 @@ async fn image_from_manifest(
         if !spec::LAYER_MEDIA_TYPES.contains(&desc.media_type.as_str()) {
             return Err(SourceError::new(format!(
                 "{reference}: layer {index} has unsupported media type '{}'",
-                desc.media_type
+                esc(&desc.media_type)
             )));
         }
         let digest = Digest::parse(&desc.digest)
@@ -506,17 +629,22 @@ fn parse_diff_ids(
     layers: usize,
     reference: &ImageReference,
 ) -> Result<Vec<Digest>, SourceError> {
-    if config.rootfs.diff_ids.len() != layers {
+    let Some(rootfs) = &config.rootfs else {
+        return Err(SourceError::new(format!(
+            "{reference}: not a container image: its config has no rootfs"
+        )));
+    };
+    if rootfs.diff_ids.len() != layers {
         return Err(SourceError::new(format!(
             "{reference}: the config lists {} diff_ids for {layers} layers",
-            config.rootfs.diff_ids.len()
+            rootfs.diff_ids.len()
         )));
     }
-    config
-        .rootfs
+    rootfs
         .diff_ids
         .iter()
         .map(|d| {
+            // Digest errors escape what they quote.
             Digest::parse(d).map_err(|e| SourceError::new(format!("{reference}: config: {e}")))
         })
         .collect()
@@ -531,50 +659,37 @@ async fn resolve_docker_archive(
         .read_document("manifest.json", MAX_DOCUMENT_SIZE)
         .await
         .map_err(|e| SourceError::new(format!("{reference}: not a docker archive: {e}")))?;
-    let entries: Vec<spec::DockerArchiveEntry> = serde_json::from_slice(&bytes)
-        .map_err(|e| SourceError::new(format!("{reference}: invalid manifest.json: {e}")))?;
-    let all_tags: Vec<&str> = entries
-        .iter()
-        .flat_map(|e| e.repo_tags.iter().flatten().map(String::as_str))
-        .collect();
-    let entry = match name {
-        Some(name) => entries
-            .iter()
-            .find(|e| {
-                e.repo_tags
-                    .iter()
-                    .flatten()
-                    .any(|t| t == name || strip_docker_io(t) == strip_docker_io(name))
-            })
-            .ok_or_else(|| {
-                SourceError::new(format!(
-                    "{reference}: no image '{name}' in the archive (it has: {})",
-                    list_or_none(&all_tags)
-                ))
-            })?,
-        None => match entries.as_slice() {
-            [one] => one,
-            [] => {
-                return Err(SourceError::new(format!(
-                    "{reference}: the archive holds no image"
-                )))
-            }
-            _ => {
-                return Err(SourceError::new(format!(
-                "{reference}: the archive holds {} images; name one with :NAME:TAG (it has: {})",
-                entries.len(),
-                list_or_none(&all_tags)
-            )))
-            }
-        },
-    };
+    let entries: Vec<spec::DockerArchiveEntry> = serde_json::from_slice(&bytes).map_err(|e| {
+        SourceError::new(format!(
+            "{reference}: invalid manifest.json: {}",
+            esc(&e.to_string())
+        ))
+    })?;
+    let entry = select_docker_entry(&entries, name, &reference)?;
     let config_bytes = store
         .read_document(&entry.config, MAX_DOCUMENT_SIZE)
         .await?;
+    let config_digest = Digest::of(&config_bytes);
+    // Docker names the config by its digest, in both layouts.
+    let named = entry.config.strip_prefix("blobs/sha256/").or_else(|| {
+        entry
+            .config
+            .strip_suffix(".json")
+            .filter(|hex| !hex.contains('/'))
+    });
+    if let Some(named) = named.and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok()) {
+        if named != config_digest {
+            return Err(SourceError::new(format!(
+                "{reference}: config {}: digest mismatch: expected {named}, got {config_digest}",
+                esc(&entry.config)
+            )));
+        }
+    }
     let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
         SourceError::new(format!(
-            "{reference}: {}: invalid image config: {e}",
-            entry.config
+            "{reference}: {}: invalid image config: {}",
+            esc(&entry.config),
+            esc(&e.to_string())
         ))
     })?;
     let diff_ids = parse_diff_ids(&config, entry.layers.len(), &reference)?;
@@ -582,7 +697,8 @@ async fn resolve_docker_archive(
     for (index, location) in entry.layers.iter().enumerate() {
         if !store.exists(location) {
             return Err(SourceError::new(format!(
-                "{reference}: layer {index} ({location}) is missing from the archive"
+                "{reference}: layer {index} ({}) is missing from the archive",
+                esc(location)
             )));
         }
         // Newer archives name layers by blob digest; verify those as blobs.
@@ -602,15 +718,77 @@ async fn resolve_docker_archive(
         store,
         reference,
         manifest_digest: None,
-        config_digest: Some(Digest::of(&config_bytes)),
+        config_digest: Some(config_digest),
         config,
         layers,
     })
 }
 
-fn strip_docker_io(name: &str) -> &str {
-    let name = name.strip_prefix("docker.io/").unwrap_or(name);
-    name.strip_prefix("library/").unwrap_or(name)
+/// Which image of a docker archive: `NAME[:TAG]` compared as Docker
+/// compares names (`app` is `docker.io/library/app:latest`), or `@N`, the
+/// N-th image counting from 0, as skopeo takes it.
+fn select_docker_entry<'a>(
+    entries: &'a [spec::DockerArchiveEntry],
+    name: Option<&str>,
+    reference: &ImageReference,
+) -> Result<&'a spec::DockerArchiveEntry, SourceError> {
+    let all_tags: Vec<String> = entries
+        .iter()
+        .flat_map(|e| e.repo_tags.iter().flatten().map(|t| esc(t)))
+        .collect();
+    let listed = || list_or_none(&all_tags.iter().map(String::as_str).collect::<Vec<_>>());
+    match name {
+        Some(name) if name.starts_with('@') => name[1..]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| entries.get(i))
+            .ok_or_else(|| {
+                SourceError::new(format!(
+                    "{reference}: no image {} in the archive: it holds {} (@0 is the first)",
+                    esc(name),
+                    entries.len()
+                ))
+            }),
+        Some(name) => {
+            let want = canonical_name(name);
+            entries
+                .iter()
+                .find(|e| {
+                    e.repo_tags
+                        .iter()
+                        .flatten()
+                        .any(|t| canonical_name(t) == want)
+                })
+                .ok_or_else(|| {
+                    SourceError::new(format!(
+                        "{reference}: no image '{}' in the archive (it has: {})",
+                        esc(name),
+                        listed()
+                    ))
+                })
+        }
+        None => match entries {
+            [one] => Ok(one),
+            [] => Err(SourceError::new(format!(
+                "{reference}: the archive holds no image"
+            ))),
+            _ => Err(SourceError::new(format!(
+                "{reference}: the archive holds {} images; name one with :NAME:TAG or :@N \
+                 (it has: {})",
+                entries.len(),
+                listed()
+            ))),
+        },
+    }
+}
+
+/// `app:1`, `library/app:1` and `docker.io/library/app:1` are one name;
+/// a missing tag is `latest`.
+fn canonical_name(name: &str) -> String {
+    match RegistryImage::parse(name) {
+        Ok(image) => image.to_string(),
+        Err(_) => name.to_string(),
+    }
 }
 
 #[cfg(test)]

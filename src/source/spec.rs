@@ -24,6 +24,12 @@ pub const LAYER_MEDIA_TYPES: &[&str] = &[
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 ];
 
+/// Config media types of container images; any other is an artifact.
+pub const CONFIG_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
 /// Manifests, indexes and configs larger than this are refused unread.
 pub const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
 
@@ -80,7 +86,9 @@ pub struct ImageConfig {
     pub variant: Option<String>,
     #[serde(default)]
     pub config: Option<RunConfig>,
-    pub rootfs: RootFs,
+    /// Absent from the configs of artifacts that are not images.
+    #[serde(default)]
+    pub rootfs: Option<RootFs>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -125,7 +133,10 @@ pub enum Document {
 }
 
 pub fn parse_document(bytes: &[u8], media_type: &str, what: &str) -> Result<Document, String> {
-    let invalid = |e: serde_json::Error| format!("{what}: invalid JSON document: {e}");
+    let invalid = |e: serde_json::Error| {
+        let e = crate::listing::escape(e.to_string().as_bytes());
+        format!("{what}: invalid JSON document: {e}")
+    };
     match media_type {
         MEDIA_OCI_INDEX | MEDIA_DOCKER_LIST => Ok(Document::Index(
             serde_json::from_slice(bytes).map_err(invalid)?,
@@ -143,6 +154,9 @@ pub fn parse_document(bytes: &[u8], media_type: &str, what: &str) -> Result<Docu
                 ))
             }
         }
-        other => Err(format!("{what}: unsupported media type '{other}'")),
+        other => Err(format!(
+            "{what}: unsupported media type '{}'",
+            crate::listing::escape(other.as_bytes())
+        )),
     }
 }

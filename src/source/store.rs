@@ -1,5 +1,6 @@
-//! Where the files of a local image live: a directory, or the members of an
-//! uncompressed tar read in place (an index of member offsets, then seeks).
+//! Where the files of a local image live: a directory, the members of an
+//! uncompressed tar read in place (an index of member offsets, then seeks),
+//! or the members of a tar read once and held in memory.
 
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ pub enum Store {
     },
     /// Blobs named `blobs/sha256/HEX`, fetched from a registry.
     Registry(std::sync::Arc<super::registry::RegistryStore>),
+    /// A tar that could not seek, held in memory.
+    Held(super::held::HeldArchive),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,10 +44,17 @@ impl Store {
         Ok(Store::Dir(path.to_path_buf()))
     }
 
-    /// Indexes the members of an uncompressed tar, reading headers only.
-    pub async fn tar(path: &Path) -> Result<Store, SourceError> {
+    /// Indexes the members of an uncompressed tar, reading headers only;
+    /// `file` is `path` opened, and `-` stands for stdin.
+    pub async fn tar(path: &Path, file: std::fs::File) -> Result<Store, SourceError> {
+        // Members are read later by opening the file again.
+        let path = if path == Path::new("-") {
+            Path::new("/dev/stdin")
+        } else {
+            path
+        };
         let io = |e: std::io::Error| SourceError::new(format!("{}: {e}", path.display()));
-        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let mut file = tokio::fs::File::from_std(file);
         let mut magic = [0u8; 6];
         let n = file.read(&mut magic).await.map_err(io)?;
         if n >= 2 && (magic[..2] == [0x1f, 0x8b] || magic[..4] == [0x28, 0xb5, 0x2f, 0xfd]) {
@@ -69,32 +79,13 @@ impl Store {
                 };
                 members.insert(name, member);
             } else if kind.is_hard_link() || kind.is_symlink() {
-                // Some `docker save` versions link duplicate layers.
                 if let Ok(Some(target)) = entry.link_name_bytes() {
                     let target = String::from_utf8_lossy(&target).into_owned();
-                    let target = if kind.is_symlink() {
-                        join_relative(&name, &target)
-                    } else {
-                        normalize(&target)
-                    };
-                    links.push((name, target));
+                    links.push((name, target, kind.is_symlink()));
                 }
             }
         }
-        for _ in 0..8 {
-            let mut changed = false;
-            for (name, target) in &links {
-                if !members.contains_key(name) {
-                    if let Some(m) = members.get(target).copied() {
-                        members.insert(name.clone(), m);
-                        changed = true;
-                    }
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
+        resolve_links(&mut members, links);
         Ok(Store::Tar {
             file: path.to_path_buf(),
             members,
@@ -106,6 +97,7 @@ impl Store {
             Store::Dir(dir) => dir.join(name).display().to_string(),
             Store::Tar { file, .. } => format!("{}:{name}", file.display()),
             Store::Registry(r) => r.describe(name),
+            Store::Held(h) => h.describe(name),
         }
     }
 
@@ -130,6 +122,7 @@ impl Store {
                 Ok((Box::new(reader), member.size))
             }
             Store::Registry(r) => r.open(name),
+            Store::Held(h) => h.open(name),
         }
     }
 
@@ -138,6 +131,7 @@ impl Store {
             Store::Dir(dir) => dir.join(name).is_file(),
             Store::Tar { members, .. } => members.contains_key(&normalize(name)),
             Store::Registry(r) => r.exists(name),
+            Store::Held(h) => h.exists(name),
         }
     }
 
@@ -160,8 +154,43 @@ impl Store {
     }
 }
 
+/// Gives each link `(name, target, is_symlink)` its target's member.
+/// Some `docker save` versions link duplicate layers, and newer ones link
+/// the legacy `ID/layer.tar` names to `blobs/sha256/...`.
+pub(super) fn resolve_links<M: Clone>(
+    members: &mut HashMap<String, M>,
+    links: Vec<(String, String, bool)>,
+) {
+    let links: Vec<(String, String)> = links
+        .into_iter()
+        .map(|(name, target, symlink)| {
+            let target = if symlink {
+                join_relative(&name, &target)
+            } else {
+                normalize(&target)
+            };
+            (name, target)
+        })
+        .collect();
+    // Chains of links take one round per link followed.
+    for _ in 0..8 {
+        let mut changed = false;
+        for (name, target) in &links {
+            if !members.contains_key(name) {
+                if let Some(m) = members.get(target).cloned() {
+                    members.insert(name.clone(), m);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
 /// Member names compare without `./` and repeated slashes.
-fn normalize(name: &str) -> String {
+pub(super) fn normalize(name: &str) -> String {
     let mut out = Vec::new();
     for part in name.split('/') {
         match part {

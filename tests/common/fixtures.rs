@@ -218,7 +218,8 @@ pub fn install_busybox(u: &Umoci) {
     }
 }
 
-fn which(cmd: &str) -> PathBuf {
+/// The first `cmd` in PATH.
+pub fn which(cmd: &str) -> PathBuf {
     std::env::split_paths(&std::env::var_os("PATH").unwrap())
         .map(|d| d.join(cmd))
         .find(|p| p.is_file())
