@@ -39,6 +39,8 @@ pub(crate) enum Stage {
     Decode,
     /// A bound on sizes (--max-size, metadata per entry).
     Limit,
+    /// A tar entry the reader refuses; the message names the entry.
+    Entry,
 }
 
 #[derive(Debug)]

@@ -7,16 +7,14 @@
 //! by the same ordinals.
 
 mod decompress;
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+mod normalize;
 
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use decompress::{Compression, Decompressor};
 
-use decompress::{stage_error, Stage, Tagged};
+use decompress::{Stage, Tagged};
 
 use crate::source::{BlobReader, Digest, VerifyingReader};
 
@@ -111,7 +109,7 @@ fn stream_error(layer: usize, e: std::io::Error, after: Option<&[u8]>) -> LayerE
     let what = sanitize(&e.to_string());
     match decompress::stage_of(&e) {
         Some(Stage::Blob) => LayerError::Blob(what),
-        Some(Stage::Decode | Stage::Limit) => malformed(layer, what),
+        Some(Stage::Decode | Stage::Limit | Stage::Entry) => malformed(layer, what),
         None => {
             let at = match after {
                 Some(p) => format!("after the entry {}", short(p)),
@@ -181,11 +179,14 @@ pub struct ScanLimits {
 /// when one is given.
 pub type TarStream = Box<dyn AsyncRead + Send + Unpin>;
 
-/// Opens the tar inside a blob, detecting its compression from the bytes.
+/// Opens the tar inside a blob, detecting its compression from the bytes,
+/// and reads it as Go's archive/tar does (see `normalize`); `limit` bounds
+/// the bytes of tar read and of (expanded) tar returned.
 pub async fn open_tar(
     blob: BlobReader,
     layer: usize,
     diff_id: Option<&Digest>,
+    limit: u64,
 ) -> Result<(TarStream, Compression), LayerError> {
     let decompressor = Decompressor::new(blob)
         .await
@@ -202,7 +203,7 @@ pub async fn open_tar(
         }),
         None => Box::new(decompressor),
     };
-    Ok((stream, compression))
+    Ok((normalize::normalize(stream, limit), compression))
 }
 
 /// Reads all headers of a layer. The stream is read to its end so that
@@ -213,9 +214,8 @@ pub async fn scan_layer(
     diff_id: Option<&Digest>,
     limits: ScanLimits,
 ) -> Result<LayerHeaders, LayerError> {
-    let (stream, compression) = open_tar(blob, layer, diff_id).await?;
-    let (stream, window) = GuardedReader::new(stream, limits.max_tar_bytes);
-    let mut archive = tokio_tar::Archive::new(Box::new(stream) as TarStream);
+    let (stream, compression) = open_tar(blob, layer, diff_id, limits.max_tar_bytes).await?;
+    let mut archive = tokio_tar::Archive::new(stream);
     let mut headers = LayerHeaders {
         compression: Some(compression),
         ..LayerHeaders::default()
@@ -228,7 +228,6 @@ pub async fn scan_layer(
         let mut last: Option<Vec<u8>> = None;
         while let Some(entry) = entries.next().await {
             let mut entry = entry.map_err(|e| stream_error(layer, e, last.as_deref()))?;
-            window.after(&entry).map_err(|e| malformed(layer, e))?;
             if headers.entries.len() >= limits.max_entries {
                 return Err(LayerError::TooManyEntries {
                     layer,
@@ -252,7 +251,6 @@ pub async fn scan_layer(
                 .ok_or_else(|| malformed(layer, "more than 2^32 entries"))?;
         }
     }
-    window.open();
     let mut rest = archive
         .into_inner()
         .map_err(|_| malformed(layer, "tar reader still in use"))?;
@@ -414,13 +412,6 @@ async fn read_header(
                         value,
                     })
                 }
-                // GNU tar expands PAX sparse files to their real name and
-                // size; read as plain entries they would be another file.
-                k if k.starts_with(b"GNU.sparse.") => {
-                    return Err(fail(
-                        "PAX sparse files (GNU.sparse.*) are not supported".into(),
-                    ));
-                }
                 _ => {}
             }
         }
@@ -458,7 +449,6 @@ pub struct LayerReader {
     layer: usize,
     entries: tokio_tar::Entries<TarStream>,
     archive: tokio_tar::Archive<TarStream>,
-    window: Window,
     next_ordinal: u32,
 }
 
@@ -468,9 +458,8 @@ impl LayerReader {
         layer: usize,
         diff_id: Option<&Digest>,
     ) -> Result<LayerReader, LayerError> {
-        let (stream, _) = open_tar(blob, layer, diff_id).await?;
-        let (stream, window) = GuardedReader::new(stream, u64::MAX);
-        let mut archive = tokio_tar::Archive::new(Box::new(stream) as TarStream);
+        let (stream, _) = open_tar(blob, layer, diff_id, u64::MAX).await?;
+        let mut archive = tokio_tar::Archive::new(stream);
         let entries = archive
             .entries()
             .map_err(|e| stream_error(layer, e, None))?;
@@ -478,7 +467,6 @@ impl LayerReader {
             layer,
             entries,
             archive,
-            window,
             next_ordinal: 0,
         })
     }
@@ -498,9 +486,6 @@ impl LayerReader {
                     )
                 })?
                 .map_err(|e| stream_error(self.layer, e, None))?;
-            self.window
-                .after(&entry)
-                .map_err(|e| malformed(self.layer, e))?;
             let this = self.next_ordinal;
             self.next_ordinal = self.next_ordinal.saturating_add(1);
             if this == ordinal {
@@ -518,15 +503,12 @@ impl LayerReader {
             layer,
             mut entries,
             archive,
-            window,
             ..
         } = self;
         while let Some(entry) = entries.next().await {
-            let entry = entry.map_err(|e| stream_error(layer, e, None))?;
-            window.after(&entry).map_err(|e| malformed(layer, e))?;
+            entry.map_err(|e| stream_error(layer, e, None))?;
         }
         drop(entries);
-        window.open();
         let mut rest = archive
             .into_inner()
             .map_err(|_| malformed(layer, "tar reader still in use"))?;
@@ -534,103 +516,6 @@ impl LayerReader {
             .await
             .map_err(|e| stream_error(layer, e, None))?;
         Ok(())
-    }
-}
-
-/// How far into the tar stream the reader may go: up to the end of the
-/// last entry handed out plus [`MAX_METADATA`]. The tar reader buffers
-/// extension records whole before it returns the entry they describe, so
-/// this bound is what keeps a forged 4 GiB long name out of memory.
-#[derive(Clone)]
-struct Window(Arc<AtomicU64>);
-
-impl Window {
-    /// Moves the bound past `entry`'s data.
-    fn after(&self, entry: &TarEntry) -> Result<(), String> {
-        let end = data_end(entry)?;
-        self.0
-            .store(end.saturating_add(MAX_METADATA), Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// No bound: only trailing blocks and padding are left to read.
-    fn open(&self) {
-        self.0.store(u64::MAX, Ordering::Relaxed);
-    }
-}
-
-/// Offset in the tar stream where `entry`'s stored data ends (padded to a
-/// block): where the next header may start.
-fn data_end(entry: &TarEntry) -> Result<u64, String> {
-    let stored = if entry.header().entry_type() == tokio_tar::EntryType::GNUSparse {
-        // An old GNU sparse entry stores fewer bytes than its real size.
-        entry
-            .header()
-            .raw_entry_size()
-            .map_err(|e| format!("sparse entry size: {e}"))?
-    } else {
-        entry.effective_size()
-    };
-    stored
-        .checked_add(511)
-        .map(|s| s & !511)
-        .and_then(|s| s.checked_add(entry.raw_file_position()))
-        .ok_or_else(|| "entry size overflows".to_string())
-}
-
-/// Fails once more than `limit` bytes have been read, or once the reader
-/// passes the [`Window`].
-struct GuardedReader {
-    inner: TarStream,
-    read: u64,
-    limit: u64,
-    window: Window,
-}
-
-impl GuardedReader {
-    fn new(inner: TarStream, limit: u64) -> (GuardedReader, Window) {
-        let window = Window(Arc::new(AtomicU64::new(MAX_METADATA)));
-        let reader = GuardedReader {
-            inner,
-            read: 0,
-            limit,
-            window: window.clone(),
-        };
-        (reader, window)
-    }
-}
-
-impl AsyncRead for GuardedReader {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let poll = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let std::task::Poll::Ready(Ok(())) = poll {
-            this.read += (buf.filled().len() - before) as u64;
-            if this.read > this.limit {
-                return std::task::Poll::Ready(Err(stage_error(
-                    Stage::Limit,
-                    format!(
-                        "decompresses to more than {} bytes (--max-size); raise it if the image is genuine",
-                        this.limit
-                    ),
-                )));
-            }
-            if this.read > this.window.0.load(Ordering::Relaxed) {
-                return std::task::Poll::Ready(Err(stage_error(
-                    Stage::Limit,
-                    format!(
-                        "an entry has more than {MAX_METADATA} bytes of tar metadata \
-                         (PAX records, GNU long names or sparse maps)"
-                    ),
-                )));
-            }
-        }
-        poll
     }
 }
 
