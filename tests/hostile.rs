@@ -12,6 +12,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::newc;
+use common::tree::{assert_same, Kind, Tree};
 use hostile_support::{
     applied, applied_like_umoci, build, last_layer, listed_by, read_all, rejected, run_measured,
     signal, snapshot, spawn,
@@ -195,6 +196,59 @@ fn pax_sparse_files_are_refused() {
 #[test]
 fn unknown_entry_type_is_refused() {
     rejected("unknown_type", &[], &["/odd", "entry type 'Z'"]);
+}
+
+// --- tar corners, read as Go's archive/tar reads them ----------------------------
+
+/// One raw tar as a plain, a gzip and a zstd layer: the first two must give
+/// what `umoci unpack` gives, the zstd one (umoci cannot read zstd) the same
+/// tree as the gzip one. Returns the tree.
+fn corner(name: &str) -> Tree {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let (_, plain) = applied_like_umoci(leak(format!("{name}_tar")));
+    let (_, gz) = applied_like_umoci(leak(format!("{name}_gz")));
+    let zst = applied(&build(leak(format!("{name}_zst"))));
+    assert_same(&plain, &gz, name);
+    assert_same(&gz, &zst, name);
+    plain
+}
+
+#[test]
+fn an_old_style_entry_named_with_a_slash_is_a_directory_without_data() {
+    let t = corner("old_dir_slash");
+    assert_eq!(t.node("olddir").kind, Kind::Dir);
+    assert_eq!(t.node("olddir").perm, 0o750);
+    assert_eq!(t.content("olddir/inside"), b"inside\n");
+    assert_eq!(t.content("after"), b"after\n");
+}
+
+#[test]
+fn entries_without_data_ignore_their_size_field() {
+    let t = corner("header_only_sizes");
+    assert_eq!(
+        t.node("hard").links,
+        vec![b"hard".to_vec(), b"target".to_vec()]
+    );
+    assert_eq!(t.node("soft").target, b"target");
+    assert_eq!(t.node("chr").kind, Kind::Char);
+    assert_eq!(t.node("fifo").kind, Kind::Fifo);
+    assert_eq!(t.content("dir/after"), b"after\n");
+}
+
+#[test]
+fn numeric_fields_padded_empty_and_base_256() {
+    let t = corner("numeric_fields");
+    assert_eq!(t.node("nulmode").perm, 0);
+    assert_eq!(t.content("nulmode"), b"nul\n\n");
+    let p = t.node("padded");
+    assert_eq!((p.perm, p.uid, p.gid), (0o640, 0o1001, 0o1750));
+    assert_eq!(t.content("padded"), b"padded\n");
+    let b = t.node("binary");
+    assert_eq!((b.uid, b.gid, b.mtime), (2_000_000_000, 70_000, 1_700_000_000));
+    assert_eq!(t.content("binary"), b"bin\n");
+    // Before 1970: clamped to the epoch (newc times are unsigned).
+    assert_eq!(t.node("olddate").mtime, 0);
+    assert_eq!(t.node("dev").rdev, (1, 3));
 }
 
 // --- whiteouts, roots, parents --------------------------------------------------
