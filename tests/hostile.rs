@@ -164,8 +164,10 @@ fn pax_size_past_the_end_is_refused() {
 }
 
 #[test]
-fn two_pax_headers_for_one_entry_are_refused() {
-    rejected("pax_twice", &[], &["two pax extensions"]);
+fn two_pax_headers_for_one_entry_the_last_wins() {
+    let (_, t) = applied_like_umoci("pax_twice");
+    assert_eq!(t.content("two"), b"x");
+    assert!(!t.has("one") && !t.has("f"));
 }
 
 #[test]
@@ -189,8 +191,16 @@ fn uid_over_32_bits_is_refused() {
 }
 
 #[test]
-fn pax_sparse_files_are_refused() {
-    rejected("pax_sparse", &[], &["sparse"]);
+fn a_pax_sparse_file_is_expanded() {
+    let (_, t) = applied_like_umoci("pax_sparse");
+    let mut want = vec![b'd'; 512];
+    want.resize(4096, 0);
+    assert!(t.content("sparse") == want);
+}
+
+#[test]
+fn a_sparse_file_counts_at_its_expanded_size() {
+    rejected("sparse_huge", &["--max-size", "1G"], &["layer 0", "--max-size"]);
 }
 
 #[test]
@@ -249,6 +259,61 @@ fn numeric_fields_padded_empty_and_base_256() {
     // Before 1970: clamped to the epoch (newc times are unsigned).
     assert_eq!(t.node("olddate").mtime, 0);
     assert_eq!(t.node("dev").rdev, (1, 3));
+}
+
+#[test]
+fn repeated_long_names_and_pax_headers_last_wins() {
+    let t = corner("repeated_ext");
+    assert_eq!(t.content("second-long-name"), b"long names\n");
+    assert_eq!(t.content("pax-two"), b"pax\n");
+    assert_eq!(t.node("pax-two").mtime, 1_600_000_000);
+    assert_eq!(t.node("lnk").target, b"right-target");
+    assert_eq!(t.content("gnu-name"), b"both\n");
+    for gone in ["first-long-name", "short1", "pax-one", "short2", "pax-name", "nothing"] {
+        assert!(!t.has(gone), "{gone}");
+    }
+}
+
+/// The sparse file `gnu_tar_sparse` writes, expanded.
+fn expected_sparse() -> Vec<u8> {
+    let mut v = vec![0u8; 3 << 20];
+    for i in 0..30usize {
+        let at = i * 65536 + (i % 7) * 100;
+        let data = format!("fragment {i:02}\n").repeat(20);
+        v[at..at + data.len()].copy_from_slice(data.as_bytes());
+    }
+    v
+}
+
+#[test]
+fn pax_sparse_files_of_every_gnu_format_are_expanded() {
+    let want = expected_sparse();
+    for format in ["sparse_pax00", "sparse_pax01", "sparse_pax10"] {
+        let t = corner(format);
+        assert!(t.content("sparse") == want, "{format}: content differs");
+        assert_eq!(t.0.len(), 1, "{format}: {:?}", t.0.keys());
+    }
+}
+
+#[test]
+fn old_gnu_sparse_files_are_expanded_as_gnu_tar_does() {
+    // Go reads them, but containerd and umoci refuse the type 'S'; GNU tar
+    // and bsdtar expand them, as this tool always has.
+    common::require("tar");
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+    let plain = build(leak("sparse_gnu_tar"));
+    let gnu = common::run(
+        std::process::Command::new("tar")
+            .arg("-xOf")
+            .arg(last_layer(&plain))
+            .arg("sparse"),
+    );
+    let t = applied(&plain);
+    assert!(gnu == expected_sparse(), "GNU tar reads another file");
+    assert!(t.content("sparse") == gnu, "content differs from GNU tar's");
+    for variant in ["sparse_gnu_gz", "sparse_gnu_zst"] {
+        assert_same(&t, &applied(&build(leak(variant))), variant);
+    }
 }
 
 // --- whiteouts, roots, parents --------------------------------------------------
