@@ -32,6 +32,7 @@ const LIMITS: ScanLimits = ScanLimits {
     max_tar_bytes: 64 << 20,
     capture: &[b"/etc/passwd", b"/etc/group"],
     capture_limit: 1 << 16,
+    declared: None,
 };
 
 /// Arbitrary bytes as a layer blob (gzip, zstd or plain tar): headers, the

@@ -316,6 +316,29 @@ fn old_gnu_sparse_files_are_expanded_as_gnu_tar_does() {
     }
 }
 
+#[test]
+fn zstd_layers_that_start_with_a_skippable_frame() {
+    common::require("pzstd");
+    let (_, want) = applied_like_umoci("zstd_skippable_tar");
+    for case in ["zstd_skippable", "zstd_pzstd"] {
+        assert_same(&want, &applied(&build(case)), case);
+    }
+}
+
+#[test]
+fn a_layer_whose_bytes_are_not_its_declared_compression() {
+    rejected(
+        "gzip_media_type_not_gzip",
+        &[],
+        &["layer 0", "gzip", "neither gzip nor zstd"],
+    );
+    rejected(
+        "zstd_media_type_not_zstd",
+        &[],
+        &["layer 0", "zstd", "neither gzip nor zstd"],
+    );
+}
+
 // --- whiteouts, roots, parents --------------------------------------------------
 
 #[test]

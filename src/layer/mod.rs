@@ -173,6 +173,23 @@ pub struct ScanLimits {
     /// without a third pass over the layers.
     pub capture: &'static [&'static [u8]],
     pub capture_limit: u64,
+    /// The compression the layer's media type names, for the message when
+    /// the bytes are neither that nor anything else readable.
+    pub declared: Option<Compression>,
+}
+
+impl ScanLimits {
+    /// These limits for a layer of this media type.
+    pub fn for_media_type(self, media_type: &str) -> ScanLimits {
+        let declared = if media_type.ends_with("gzip") {
+            Some(Compression::Gzip)
+        } else if media_type.ends_with("zstd") {
+            Some(Compression::Zstd)
+        } else {
+            None
+        };
+        ScanLimits { declared, ..self }
+    }
 }
 
 /// A layer's decompressed tar stream, checked against the layer's diff_id
@@ -227,7 +244,13 @@ pub async fn scan_layer(
         let mut ordinal: u32 = 0;
         let mut last: Option<Vec<u8>> = None;
         while let Some(entry) = entries.next().await {
-            let mut entry = entry.map_err(|e| stream_error(layer, e, last.as_deref()))?;
+            let mut entry = entry.map_err(|e| match limits.declared {
+                Some(d) if compression == Compression::None && ordinal == 0 => malformed(
+                    layer,
+                    format!("the media type says {d}, but the data is neither gzip nor zstd, nor a tar archive"),
+                ),
+                _ => stream_error(layer, e, last.as_deref()),
+            })?;
             if headers.entries.len() >= limits.max_entries {
                 return Err(LayerError::TooManyEntries {
                     layer,
@@ -560,6 +583,7 @@ mod tests {
         max_tar_bytes: 1 << 40,
         capture: &[],
         capture_limit: 0,
+        declared: None,
     };
 
     async fn scan(tar: Vec<u8>) -> Result<LayerHeaders, LayerError> {
