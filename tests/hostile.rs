@@ -204,6 +204,24 @@ fn a_sparse_file_counts_at_its_expanded_size() {
 }
 
 #[test]
+fn a_nul_in_an_xattr_name_is_refused_naming_the_entry_escaped() {
+    let r = rejected(
+        "xattr_name_nul",
+        &[],
+        &[
+            "layer 0: /bad\\xff\\u{1b}[31mname: ",
+            "xattr name user.a\\u{0}b contains a NUL byte",
+        ],
+    );
+    assert!(!r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{fffd}'));
+    rejected(
+        "libarchive_xattr_name_nul",
+        &[],
+        &["/lx: xattr name user.a\\u{0}b contains a NUL byte"],
+    );
+}
+
+#[test]
 fn unknown_entry_type_is_refused() {
     rejected("unknown_type", &[], &["/odd", "entry type 'Z'"]);
 }

@@ -146,10 +146,32 @@ pub(crate) fn sanitize(s: &str) -> String {
     out
 }
 
-/// A path for messages, cut to a readable length.
+/// Bytes for messages: control characters escaped as in `sanitize`, bytes
+/// that are not UTF-8 as `\xNN` (never replaced: two names must not look
+/// alike).
+pub(crate) fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out
+}
+
+/// A path for messages, rooted, escaped and cut to a readable length.
 fn short(path: &[u8]) -> String {
     const MAX: usize = 200;
-    let shown = sanitize(&crate::path::display(&path[..path.len().min(MAX)]));
+    let cut = &path[..path.len().min(MAX)];
+    let rooted = if cut.starts_with(b"/") { "" } else { "/" };
+    let shown = format!("{rooted}{}", escape_bytes(cut));
     if path.len() > MAX {
         format!("{shown}... ({} bytes)", path.len())
     } else {
@@ -429,9 +451,16 @@ async fn read_header(
                     let value = base64::engine::general_purpose::STANDARD_NO_PAD
                         .decode(unpadded)
                         .map_err(|e| fail(format!("LIBARCHIVE.xattr value: {e}")))?;
+                    let name = percent_decode(&k[17..]);
+                    if name.contains(&0) {
+                        return Err(fail(format!(
+                            "xattr name {} contains a NUL byte",
+                            escape_bytes(&name)
+                        )));
+                    }
                     xattrs.push(EntryXattr {
                         ordinal,
-                        name: percent_decode(&k[17..]),
+                        name,
                         value,
                     })
                 }

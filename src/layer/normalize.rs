@@ -346,10 +346,11 @@ impl Normalizer {
             return Err(err("link target contains a NUL byte".into()));
         }
         if let Some(k) = pax.nul_key() {
-            return Err(err(format!(
-                "PAX record name {} contains a NUL byte",
-                super::sanitize(&String::from_utf8_lossy(k))
-            )));
+            // Go refuses the whole header, as GNU tar cannot store the name.
+            return Err(err(match k.strip_prefix(b"SCHILY.xattr.") {
+                Some(x) => format!("xattr name {} contains a NUL byte", super::escape_bytes(x)),
+                None => format!("PAX record {} contains a NUL byte", super::escape_bytes(k)),
+            }));
         }
         let number = |key: &str, v: &[u8]| -> io::Result<i64> {
             std::str::from_utf8(v)
@@ -359,7 +360,7 @@ impl Normalizer {
                 .ok_or_else(|| {
                     err(format!(
                         "pax {key} {} is not a decimal number",
-                        super::sanitize(&String::from_utf8_lossy(v))
+                        super::escape_bytes(v)
                     ))
                 })
         };
@@ -377,7 +378,7 @@ impl Normalizer {
             mtime = parse_pax_time(v).ok_or_else(|| {
                 err(format!(
                     "pax mtime {} is not a time",
-                    super::sanitize(&String::from_utf8_lossy(v))
+                    super::escape_bytes(v)
                 ))
             })?;
         }
