@@ -200,7 +200,11 @@ fn a_pax_sparse_file_is_expanded() {
 
 #[test]
 fn a_sparse_file_counts_at_its_expanded_size() {
-    rejected("sparse_huge", &["--max-size", "1G"], &["layer 0", "--max-size"]);
+    rejected(
+        "sparse_huge",
+        &["--max-size", "1G"],
+        &["layer 0", "--max-size"],
+    );
 }
 
 #[test]
@@ -272,7 +276,10 @@ fn numeric_fields_padded_empty_and_base_256() {
     assert_eq!((p.perm, p.uid, p.gid), (0o640, 0o1001, 0o1750));
     assert_eq!(t.content("padded"), b"padded\n");
     let b = t.node("binary");
-    assert_eq!((b.uid, b.gid, b.mtime), (2_000_000_000, 70_000, 1_700_000_000));
+    assert_eq!(
+        (b.uid, b.gid, b.mtime),
+        (2_000_000_000, 70_000, 1_700_000_000)
+    );
     assert_eq!(t.content("binary"), b"bin\n");
     // Before 1970: clamped to the epoch (newc times are unsigned).
     assert_eq!(t.node("olddate").mtime, 0);
@@ -287,7 +294,14 @@ fn repeated_long_names_and_pax_headers_last_wins() {
     assert_eq!(t.node("pax-two").mtime, 1_600_000_000);
     assert_eq!(t.node("lnk").target, b"right-target");
     assert_eq!(t.content("gnu-name"), b"both\n");
-    for gone in ["first-long-name", "short1", "pax-one", "short2", "pax-name", "nothing"] {
+    for gone in [
+        "first-long-name",
+        "short1",
+        "pax-one",
+        "short2",
+        "pax-name",
+        "nothing",
+    ] {
         assert!(!t.has(gone), "{gone}");
     }
 }

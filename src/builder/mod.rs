@@ -220,7 +220,9 @@ impl InitramfsBuilder {
             );
             index.apply_layer(layer_no, &headers.entries)?;
             for x in headers.xattrs {
-                let at = headers.entries.binary_search_by_key(&x.ordinal, |e| e.ordinal);
+                let at = headers
+                    .entries
+                    .binary_search_by_key(&x.ordinal, |e| e.ordinal);
                 if let Ok(i) = at {
                     let content = ContentRef {
                         layer: layer_no,

@@ -481,7 +481,9 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
-        let hex = s.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = s
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (s[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(b)) => {
                 out.push(b);
@@ -664,5 +666,52 @@ mod tests {
         let err = scan(tar).await.unwrap_err().to_string();
         assert!(err.contains("after the entry /cut"), "{err}");
         assert!(err.contains("truncated"), "{err}");
+    }
+
+    fn names(h: &LayerHeaders) -> Vec<&[u8]> {
+        h.entries.iter().map(|e| &e.path[..]).collect()
+    }
+
+    #[tokio::test]
+    async fn the_archive_ends_as_go_ends_it() {
+        // One zero block, then the end of the data: the end.
+        let mut tar = block(b"a", 0, b'0');
+        tar.extend([0u8; 512]);
+        assert_eq!(names(&scan(tar.clone()).await.unwrap()), [&b"a"[..]]);
+        // Two zero blocks, then anything: the end, the rest drained.
+        let mut two = tar.clone();
+        two.extend([0u8; 512]);
+        two.extend(block(b"ignored", 0, b'0'));
+        assert_eq!(names(&scan(two).await.unwrap()), [&b"a"[..]]);
+        // One zero block, then a header: Go refuses it.
+        tar.extend(block(b"b", 0, b'0'));
+        let err = scan(tar).await.unwrap_err().to_string();
+        assert!(err.contains("zero block"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_global_header_drops_what_was_pending_and_is_no_entry() {
+        let rec = b"11 path=xy\n";
+        let mut pax = block(b"PaxHeader", rec.len() as u64, b'x');
+        pax.extend(rec);
+        pax.resize(1024, 0);
+        let mut global = block(b"GlobalHead", rec.len() as u64, b'g');
+        global.extend(rec);
+        global.resize(1024, 0);
+        let mut tar = pax.clone();
+        tar.extend(&global);
+        tar.extend(block(b"kept", 0, b'0'));
+        // A PAX header with no entry after it is ignored.
+        tar.extend(&pax);
+        tar.extend([0u8; 1024]);
+        let h = scan(tar).await.unwrap();
+        assert_eq!(names(&h), [&b"kept"[..]]);
+        assert_eq!(h.entries[0].ordinal, 0);
+    }
+
+    #[test]
+    fn messages_escape_bytes_that_are_not_utf8() {
+        assert_eq!(short(b"a\xff\x1bb"), "/a\\xff\\u{1b}b");
+        assert_eq!(short("/é".as_bytes()), "/é");
     }
 }

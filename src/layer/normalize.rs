@@ -68,7 +68,9 @@ pub(super) fn normalize(inner: TarStream, limit: u64) -> TarStream {
 }
 
 fn limit_message(limit: u64) -> String {
-    format!("decompresses to more than {limit} bytes (--max-size); raise it if the image is genuine")
+    format!(
+        "decompresses to more than {limit} bytes (--max-size); raise it if the image is genuine"
+    )
 }
 
 struct Normalizer {
@@ -97,6 +99,18 @@ struct Sparse {
     stored: u64,
     /// Padding after the stored data.
     pad: u64,
+}
+
+impl Sparse {
+    fn new(map: Vec<(u64, u64)>, size: u64, stored: u64) -> Sparse {
+        Sparse {
+            fragments: map.into_iter().filter(|&(_, l)| l > 0).collect(),
+            pos: 0,
+            size,
+            stored,
+            pad: padding(stored),
+        }
+    }
 }
 
 fn metadata_error() -> io::Error {
@@ -298,7 +312,14 @@ impl Normalizer {
                 }
                 _ => {
                     return self
-                        .entry(h, &block, pax.unwrap_or_default(), long_name, long_link, meta_used)
+                        .entry(
+                            h,
+                            &block,
+                            pax.unwrap_or_default(),
+                            long_name,
+                            long_link,
+                            meta_used,
+                        )
                         .await
                 }
             }
@@ -367,7 +388,7 @@ impl Normalizer {
         let mut uid = h.uid;
         let mut gid = h.gid;
         let mut mtime = h.mtime;
-        let mut size = h.size()?;
+        let mut size = h.size;
         if let Some(v) = pax.get(b"uid") {
             uid = number("uid", v)?;
         }
@@ -383,8 +404,7 @@ impl Normalizer {
             })?;
         }
         if let Some(v) = pax.get(b"size") {
-            let s = number("size", v)?;
-            size = u64::try_from(s).map_err(|_| err(format!("pax size {s} is negative")))?;
+            size = number("size", v)?;
         }
         for (what, id) in [("uid", uid), ("gid", gid)] {
             if u32::try_from(id).is_err() {
@@ -398,10 +418,16 @@ impl Normalizer {
             typeflag = if name.ends_with(b"/") { b'5' } else { b'0' };
         }
         let header_only = matches!(typeflag, b'1' | b'2' | b'3' | b'4' | b'5' | b'6');
+        // Go ignores the size of entries without data, whatever it says.
+        let size = match u64::try_from(size) {
+            Ok(s) => s,
+            Err(_) if header_only => 0,
+            Err(_) => return Err(err(format!("size {size} is negative"))),
+        };
         let stored = if header_only { 0 } else { size };
 
         // Sparse files: the map, then the logical size.
-        let mut sparse: Option<(Vec<(u64, u64)>, u64, u64)> = None; // map, size, stored
+        let mut sparse: Option<Sparse> = None;
         if typeflag == b'S' {
             if h.format != Format::Gnu {
                 return Err(err("an old GNU sparse entry without a GNU header".into()));
@@ -441,7 +467,7 @@ impl Normalizer {
                 (at, count, ext_flag) = (0, 21, 504);
             }
             let map = check_sparse(map, real).ok_or_else(|| err("invalid sparse map".into()))?;
-            sparse = Some((map, real as u64, size));
+            sparse = Some(Sparse::new(map, real as u64, size));
             typeflag = b'0';
         } else if let Some(version) = pax_sparse {
             if header_only {
@@ -461,10 +487,12 @@ impl Normalizer {
                     stored -= used;
                     map
                 }
-                SparseVersion::V0 => pax.sparse_map_0x1().ok_or_else(|| err("invalid sparse map".into()))?,
+                SparseVersion::V0 => pax
+                    .sparse_map_0x1()
+                    .ok_or_else(|| err("invalid sparse map".into()))?,
             };
             let map = check_sparse(map, real).ok_or_else(|| err("invalid sparse map".into()))?;
-            sparse = Some((map, real as u64, stored));
+            sparse = Some(Sparse::new(map, real as u64, stored));
             if typeflag == b'7' {
                 typeflag = b'0';
             }
@@ -478,7 +506,7 @@ impl Normalizer {
             }
         }
 
-        let logical = sparse.as_ref().map_or(stored, |s| s.1);
+        let logical = sparse.as_ref().map_or(stored, |s| s.size);
         let mut out = Vec::with_capacity(3 * BLOCK);
         let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         if name.len() > 100 {
@@ -515,7 +543,18 @@ impl Normalizer {
             for (k, v) in &records {
                 data.extend(pax_record(k, v));
             }
-            out.extend(ustar(b"PaxHeader", 0, 0, 0, data.len() as u64, 0, b'x', b"", 0, 0));
+            out.extend(ustar(
+                b"PaxHeader",
+                0,
+                0,
+                0,
+                data.len() as u64,
+                0,
+                b'x',
+                b"",
+                0,
+                0,
+            ));
             out.extend(&data);
             out.resize(out.len().next_multiple_of(BLOCK), 0);
         }
@@ -533,13 +572,7 @@ impl Normalizer {
             h.devminor.clamp(0, OCTAL7) as u64,
         ));
         self.state = match sparse {
-            Some((map, size, stored)) => State::Sparse(Sparse {
-                fragments: map.into_iter().filter(|&(_, l)| l > 0).collect(),
-                pos: 0,
-                size,
-                stored,
-                pad: padding(stored),
-            }),
+            Some(s) => State::Sparse(s),
             None => State::Copy(stored + padding(stored)),
         };
         Ok(Bytes::from(out))
@@ -565,7 +598,9 @@ impl Normalizer {
                     .ok()
                     .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                     .and_then(|s| s.parse::<i64>().ok())
-                    .ok_or_else(|| header_error("a sparse map holds a line that is not a number"))?;
+                    .ok_or_else(|| {
+                        header_error("a sparse map holds a line that is not a number")
+                    })?;
                 match want {
                     None => {
                         let count = usize::try_from(n)
@@ -712,7 +747,13 @@ impl Header {
         let unsigned: i64 = b
             .iter()
             .enumerate()
-            .map(|(i, &c)| if (148..156).contains(&i) { 32 } else { i64::from(c) })
+            .map(|(i, &c)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    i64::from(c)
+                }
+            })
             .sum();
         let signed: i64 = b
             .iter()
@@ -736,8 +777,9 @@ impl Header {
             _ => Format::V7,
         };
         let field = |what: &str, r: std::ops::Range<usize>| {
-            parse_numeric(&b[r])
-                .ok_or_else(|| header_error(format!("the {what} field of a header is not a number")))
+            parse_numeric(&b[r]).ok_or_else(|| {
+                header_error(format!("the {what} field of a header is not a number"))
+            })
         };
         let mut h = Header {
             format,
@@ -938,4 +980,140 @@ fn ustar(
     let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
     h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_fields_as_go_reads_them() {
+        let cases: &[(&[u8], Option<i64>)] = &[
+            (b"0000644\0", Some(0o644)),
+            (b"\0\0\0\0\0\0\0\0", Some(0)),
+            (b"        ", Some(0)),
+            (b"  644 \0 ", Some(0o644)),
+            (b"\0\x00644\0\0", Some(0o644)),
+            (b"644\0junk", Some(0o644)),
+            (b"6 44    ", None),
+            (b"0000648\0", None),
+            (b"-000001\0", None),
+            (&[0x80, 0, 0, 0, 0, 0, 0, 0x10], Some(16)),
+            (&[0xff; 8], Some(-1)),
+            (&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe], Some(-2)),
+            (&[0x80, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], None),
+            (
+                &[
+                    0x80, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                ],
+                None,
+            ),
+            (
+                &[
+                    0x80, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                ],
+                Some(i64::MAX),
+            ),
+        ];
+        for (field, want) in cases {
+            assert_eq!(parse_numeric(field), *want, "{:?}", field);
+        }
+    }
+
+    fn records(list: &[(&[u8], &[u8])]) -> Vec<u8> {
+        list.iter().flat_map(|(k, v)| pax_record(k, v)).collect()
+    }
+
+    #[test]
+    fn pax_records_as_go_parses_them() {
+        assert_eq!(pax_record(b"path", b"abc"), b"12 path=abc\n");
+        let p = Pax::parse(&records(&[(b"path", b"abc"), (b"path", b"xyz")])).unwrap();
+        assert_eq!(p.get(b"path"), Some(&b"xyz"[..]));
+        let p = Pax::parse(&records(&[(b"mtime", b"1350244992.02396")])).unwrap();
+        assert_eq!(
+            parse_pax_time(p.get(b"mtime").unwrap()),
+            Some(1_350_244_992)
+        );
+        assert_eq!(parse_pax_time(b"-1.5"), Some(-1));
+        // An empty value keeps the header's.
+        assert_eq!(Pax::parse(b"5 k=\n").unwrap().get(b"k"), None);
+        for bad in [
+            &b"12 path=abc"[..],
+            b"1 x\n",
+            b"12path=abc\n",
+            b"11 noequal\n",
+            b"99 path=abc\n",
+            b"7 =abc\n",
+            b"-12 path=abc\n",
+        ] {
+            assert!(Pax::parse(bad).is_err(), "{bad:?}");
+        }
+        let nul = Pax::parse(&records(&[(b"SCHILY.xattr.a\0b", b"value")])).unwrap();
+        assert_eq!(nul.nul_key(), Some(&b"SCHILY.xattr.a\0b"[..]));
+        let ok = Pax::parse(&records(&[(b"SCHILY.xattr.ab", b"val\0ue")])).unwrap();
+        assert_eq!(ok.nul_key(), None);
+        let path = Pax::parse(&records(&[(b"path", b"a\0c")])).unwrap();
+        assert_eq!(path.nul_key(), Some(&b"path"[..]));
+    }
+
+    #[test]
+    fn sparse_maps_follow_go_rules() {
+        assert_eq!(
+            check_sparse(vec![(0, 5), (10, 5)], 20),
+            Some(vec![(0, 5), (10, 5)])
+        );
+        assert_eq!(
+            check_sparse(vec![(0, 5), (10, 5)], 15),
+            Some(vec![(0, 5), (10, 5)])
+        );
+        assert_eq!(check_sparse(vec![(0, 5), (10, 5)], 14), None);
+        assert_eq!(check_sparse(vec![(10, 5), (0, 5)], 20), None);
+        assert_eq!(check_sparse(vec![(0, 6), (5, 5)], 20), None);
+        assert_eq!(check_sparse(vec![(-1, 5)], 20), None);
+        assert_eq!(check_sparse(vec![(1, i64::MAX)], i64::MAX), None);
+        let p = Pax::parse(&records(&[
+            (b"GNU.sparse.offset", b"0"),
+            (b"GNU.sparse.numbytes", b"5"),
+            (b"GNU.sparse.numblocks", b"1"),
+        ]))
+        .unwrap();
+        assert_eq!(p.sparse_version(), Some(SparseVersion::V0));
+        assert_eq!(p.sparse_map_0x1(), Some(vec![(0, 5)]));
+        let out_of_order = records(&[(b"GNU.sparse.numbytes", b"5"), (b"GNU.sparse.offset", b"0")]);
+        assert!(Pax::parse(&out_of_order).is_err());
+        let map = |n: &[u8]| {
+            Pax::parse(&records(&[
+                (b"GNU.sparse.numblocks", n),
+                (b"GNU.sparse.map", b"0,5,10,5"),
+            ]))
+            .unwrap()
+        };
+        assert_eq!(map(b"2").sparse_map_0x1(), Some(vec![(0, 5), (10, 5)]));
+        assert_eq!(map(b"3").sparse_map_0x1(), None);
+        let unknown = Pax::parse(&records(&[
+            (b"GNU.sparse.major", b"2"),
+            (b"GNU.sparse.map", b"0,5"),
+        ]));
+        assert_eq!(unknown.unwrap().sparse_version(), None);
+    }
+
+    #[test]
+    fn canonical_headers_have_a_valid_checksum() {
+        let h = ustar(b"name", 0o644, 1, 2, 3, 4, b'0', b"", 0, 0);
+        let parsed = Header::parse(&h).unwrap();
+        assert_eq!(parsed.format, Format::Ustar);
+        assert_eq!(
+            (
+                parsed.mode,
+                parsed.uid,
+                parsed.gid,
+                parsed.size,
+                parsed.mtime
+            ),
+            (0o644, 1, 2, 3, 4)
+        );
+        let mut bad = h;
+        bad[0] ^= 1;
+        assert!(Header::parse(&bad).is_err());
+    }
 }
