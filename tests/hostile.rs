@@ -255,6 +255,14 @@ fn an_old_style_entry_named_with_a_slash_is_a_directory_without_data() {
 }
 
 #[test]
+fn a_regular_entry_named_with_a_slash_is_a_file_as_go_reads_it() {
+    let t = corner("regular_slash");
+    assert_eq!(t.node("zerodir").kind, Kind::File);
+    assert_eq!(t.content("zerodir"), b"hello");
+    assert_eq!(t.content("after"), b"after\n");
+}
+
+#[test]
 fn entries_without_data_ignore_their_size_field() {
     let t = corner("header_only_sizes");
     assert_eq!(
