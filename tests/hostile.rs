@@ -262,6 +262,54 @@ fn a_regular_entry_named_with_a_slash_is_a_file_as_go_reads_it() {
     assert_eq!(t.content("after"), b"after\n");
 }
 
+/// Mode, uid, gid and mtime of a root directory.
+type RootMeta = (u32, u32, u32, u32);
+
+/// The archive's root entry (`.`) and the root `umoci unpack` makes.
+fn root_of(case: &hostile_support::Case) -> (Option<RootMeta>, RootMeta) {
+    use std::os::unix::fs::MetadataExt;
+    let archive = common::convert(&case.image.oci_ref());
+    let entries = newc::parse_ok(&archive);
+    newc::check_rules(&entries).unwrap();
+    let ours = entries
+        .iter()
+        .find(|e| e.name == b".")
+        .map(|e| (e.mode & 0o7777, e.uid, e.gid, e.mtime));
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    common::run(
+        std::process::Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!(
+                "{}:{}",
+                case.image.layout.display(),
+                case.image.tag
+            ))
+            .arg(&bundle),
+    );
+    let md = fs::metadata(bundle.join("rootfs")).unwrap();
+    (
+        ours,
+        (md.mode() & 0o7777, md.uid(), md.gid(), md.mtime() as u32),
+    )
+}
+
+#[test]
+fn the_root_entry_sets_the_roots_metadata_as_umoci_does() {
+    common::require("umoci");
+    let t = corner("root_entry");
+    assert!(t.has("etc/passwd"));
+    for variant in ["root_entry_tar", "root_entry_gz"] {
+        let (ours, umoci) = root_of(&build(variant));
+        assert_eq!(ours, Some((0o750, 1000, 1001, 1_600_000_000)), "{variant}");
+        assert_eq!(ours, Some(umoci), "{variant}");
+    }
+    // Without a root entry there is none in the archive: the root stays
+    // the kernel's 0755 root:root.
+    let (ours, _) = root_of(&build("old_dir_slash_tar"));
+    assert_eq!(ours, None);
+}
+
 #[test]
 fn entries_without_data_ignore_their_size_field() {
     let t = corner("header_only_sizes");

@@ -100,6 +100,8 @@ pub struct MergeIndex {
     free: Vec<NodeId>,
     live: usize,
     max_paths: usize,
+    /// A layer had an entry for the root itself (`./` or `/`).
+    root_declared: bool,
 }
 
 impl MergeIndex {
@@ -115,6 +117,7 @@ impl MergeIndex {
             free: Vec::new(),
             live: 1,
             max_paths,
+            root_declared: false,
         }
     }
 
@@ -144,8 +147,12 @@ impl MergeIndex {
         };
         let comps = path::components(&entry.path);
         let Some((&base, parent)) = comps.split_last() else {
-            // The root itself: its metadata is the booted system's, not the
-            // image's. The layer reader refuses non-directories here.
+            // The root itself sets the root's mode, owner and mtime, as
+            // umoci applies it. The layer reader refuses non-directories here.
+            if entry.kind == EntryKind::Dir {
+                self.nodes[ROOT as usize].meta = entry.meta;
+                self.root_declared = true;
+            }
             return Ok(());
         };
 
@@ -563,6 +570,14 @@ impl MergeIndex {
                 NodeKind::Dir(children) => {
                     if id != ROOT {
                         plan.dirs.push(entry(PlanKind::Dir));
+                    } else if self.root_declared {
+                        // `.` first: the kernel applies it to the existing
+                        // root. Undeclared, the root stays 0755 root:root.
+                        plan.dirs.push(PlanEntry {
+                            name: b".".to_vec(),
+                            meta: node.meta,
+                            kind: PlanKind::Dir,
+                        });
                     }
                     let mut sorted: Vec<(&[u8], NodeId)> =
                         children.iter().map(|(k, v)| (&k[..], *v)).collect();
@@ -636,7 +651,8 @@ pub enum TreeKind {
 /// The archive's entries in the archive's order.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Every directory, parents before children.
+    /// Every directory, parents before children; `.` first when a layer
+    /// has an entry for the root.
     pub dirs: Vec<PlanEntry>,
     /// Symlinks, devices and fifos: nothing to read from the layers.
     pub others: Vec<PlanEntry>,
