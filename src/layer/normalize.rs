@@ -140,10 +140,19 @@ impl Normalizer {
                 State::Headers => return self.next_entry().await.map(Some),
                 State::Copy(0) => self.state = State::Headers,
                 State::Copy(left) => {
-                    let take = (*left).min(CHUNK as u64) as usize;
-                    *left -= take as u64;
-                    let mut buf = BytesMut::zeroed(take);
-                    self.read_exact(&mut buf).await?;
+                    // Whatever the codec has ready, up to the entry's end:
+                    // no zeroing, no waiting for a full chunk.
+                    let take = (*left).min(CHUNK as u64);
+                    let mut buf = BytesMut::with_capacity(take as usize);
+                    let n = (&mut self.inner).take(take).read_buf(&mut buf).await?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "unexpected EOF inside an entry",
+                        ));
+                    }
+                    *left -= n as u64;
+                    self.count(n)?;
                     return Ok(Some(buf.freeze()));
                 }
                 State::Sparse(s) => {
