@@ -1,5 +1,7 @@
 //! Layer reading: a blob's bytes, decompressed by their magic number, as a
-//! stream of tar entries.
+//! stream of tar entries read as Go's archive/tar reads them (the reader
+//! behind containerd and umoci): `normalize` re-emits each logical entry
+//! as canonical ustar + PAX before the tar crate sees it.
 //!
 //! [`scan_layer`] reads headers only (bodies are skipped) and returns one
 //! [`LayerEntry`] per tar entry, numbered by its ordinal in the layer. The
