@@ -71,6 +71,19 @@ fn missing_hardlink_target_is_refused() {
 }
 
 #[test]
+fn bytes_that_are_not_utf8_are_escaped_in_messages() {
+    let r = rejected(
+        "link_missing_not_utf8",
+        &[],
+        &[
+            "/lnk\\xfe: ",
+            "hardlink target /nope\\xff/file does not exist",
+        ],
+    );
+    assert!(!r.stderr.contains('\u{fffd}'), "{}", r.stderr);
+}
+
+#[test]
 fn control_characters_in_names_do_not_reach_the_terminal() {
     let r = rejected(
         "escape_in_name",

@@ -168,12 +168,16 @@ pub(crate) fn escape_bytes(b: &[u8]) -> String {
     out
 }
 
+/// A path for messages: rooted, escaped as in [`escape_bytes`].
+pub(crate) fn escape_path(path: &[u8]) -> String {
+    let rooted = if path.starts_with(b"/") { "" } else { "/" };
+    format!("{rooted}{}", escape_bytes(path))
+}
+
 /// A path for messages, rooted, escaped and cut to a readable length.
 fn short(path: &[u8]) -> String {
     const MAX: usize = 200;
-    let cut = &path[..path.len().min(MAX)];
-    let rooted = if cut.starts_with(b"/") { "" } else { "/" };
-    let shown = format!("{rooted}{}", escape_bytes(cut));
+    let shown = escape_path(&path[..path.len().min(MAX)]);
     if path.len() > MAX {
         format!("{shown}... ({} bytes)", path.len())
     } else {
