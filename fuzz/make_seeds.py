@@ -134,8 +134,8 @@ def corners():
     import sys
     sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures"))
     import hostile
-    for fn in (hostile.old_dir_slash, hostile.header_only_sizes, hostile.numeric_fields,
-               hostile.repeated_ext):
+    for fn in (hostile.old_dir_slash, hostile.regular_slash, hostile.header_only_sizes,
+               hostile.numeric_fields, hostile.repeated_ext, hostile.root_entry):
         write("layer_index", "corner-%s.tar" % fn.__name__.replace("_", "-"), fn())
     # Eight fragments: the old GNU format needs an extension block.
     for name, options in [("gnu", ["--format=gnu"]),
@@ -144,6 +144,9 @@ def corners():
                           ("pax10", ["--format=posix", "--sparse-version=1.0"])]:
         write("layer_index", "corner-sparse-%s.tar" % name,
               hostile.gnu_tar_sparse(*options, fragments=8, spacing=8192, size=98304))
+    write("layer_index", "corner-xattr-name-nul.tar",
+          hostile.members([]) + hostile.pax([("SCHILY.xattr.user.a\0b", "v")])
+          + hostile.file_raw("x", "x") + hostile.END)
     raw = hostile.zstd_skippable_raw()
     write("layer_index", "corner-zstd-skippable.tar.zst",
           hostile.skippable(b"metadata") + hostile.zstd(raw))
