@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use initramfs_stream::fs::{Kind, Meta};
 use initramfs_stream::index::MergeIndex;
-use initramfs_stream::layer::{EntryKind, LayerEntry, Meta};
+use initramfs_stream::layer::LayerEntry;
 
 mod support;
 
@@ -43,7 +44,7 @@ fn build(c: &mut Criterion) {
     let flat: Vec<LayerEntry> = (0..support::scale(50_000) as u32)
         .map(|i| LayerEntry {
             path: format!("usr/share/zoneinfo/zone{i:05}").into_bytes(),
-            kind: EntryKind::File { size: 100 },
+            kind: Kind::File { size: 100 },
             meta: Meta::default(),
             ordinal: i,
         })

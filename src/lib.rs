@@ -50,6 +50,7 @@ pub mod blocking_io;
 pub mod boot;
 mod channel_reader;
 pub mod exclude;
+pub mod fs;
 pub mod listing;
 pub mod path;
 pub mod progress;

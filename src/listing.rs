@@ -3,8 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::fs::Meta;
 use crate::index::{Plan, PlanKind};
-use crate::layer::Meta;
 
 /// One path of the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]

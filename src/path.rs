@@ -1,5 +1,10 @@
-//! Paths as bytes, shared by the layer reader and the index: names are never decoded, so non-UTF-8 names
-//! survive exactly.
+//! Paths as bytes, shared by every stage: names are never decoded, so
+//! non-UTF-8 names survive exactly. This module owns the rules for them:
+//! how a tar name is normalised, how long a name may be, how many symlinks
+//! one lookup follows, and how a name is shown on a terminal.
+
+/// The kernel skips names and symlink targets longer than this (PATH_MAX - 1).
+pub const MAX_NAME_LEN: usize = 4095;
 
 /// Splits a tar path into components, dropping empty ones and `.`, and
 /// resolving `..` lexically with the root as a floor, as umoci's CleanPath

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use initramfs_stream::index::{ContentRef, IndexError, MergeIndex, Plan, PlanKind, TreeKind};
-use initramfs_stream::layer::{EntryKind, LayerEntry, Meta};
+use initramfs_stream::{fs::Kind as EntryKind, fs::Meta, layer::LayerEntry};
 use proptest::prelude::*;
 use proptest::sample::Index;
 

@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use initramfs_stream::layer::{EntryKind, LayerEntry, Meta};
+use initramfs_stream::fs::{Kind, Meta};
+use initramfs_stream::layer::LayerEntry;
 use sha2::{Digest, Sha256};
 
 /// `cargo test --all-targets` runs each benchmark once, unoptimised and
@@ -65,7 +66,7 @@ pub fn synthetic_layers(paths: usize) -> Vec<Vec<LayerEntry>> {
     let pkgs = paths.div_ceil(per_dir * dirs_per_pkg);
     let split = pkgs * 7 / 10;
     let mut layers = vec![Vec::new(), Vec::new()];
-    let mut push = |layer: usize, path: String, kind: EntryKind| {
+    let mut push = |layer: usize, path: String, kind: Kind| {
         let entries: &mut Vec<LayerEntry> = &mut layers[layer];
         let ordinal = entries.len() as u32;
         entries.push(LayerEntry {
@@ -76,24 +77,20 @@ pub fn synthetic_layers(paths: usize) -> Vec<Vec<LayerEntry>> {
         });
     };
     for layer in 0..2 {
-        push(layer, "usr/".into(), EntryKind::Dir);
-        push(layer, "usr/lib/".into(), EntryKind::Dir);
+        push(layer, "usr/".into(), Kind::Dir);
+        push(layer, "usr/lib/".into(), Kind::Dir);
     }
     for p in 0..pkgs {
         let layer = usize::from(p >= split);
-        push(layer, format!("usr/lib/pkg{p:04}/"), EntryKind::Dir);
+        push(layer, format!("usr/lib/pkg{p:04}/"), Kind::Dir);
         for d in 0..dirs_per_pkg {
-            push(
-                layer,
-                format!("usr/lib/pkg{p:04}/mod{d:02}/"),
-                EntryKind::Dir,
-            );
+            push(layer, format!("usr/lib/pkg{p:04}/mod{d:02}/"), Kind::Dir);
             for f in 0..per_dir {
                 let size = 200 + ((p * 7 + d * 13 + f * 31) % 4000) as u64;
                 push(
                     layer,
                     format!("usr/lib/pkg{p:04}/mod{d:02}/file_{f:03}.py"),
-                    EntryKind::File { size },
+                    Kind::File { size },
                 );
             }
         }
@@ -105,16 +102,12 @@ pub fn synthetic_layers(paths: usize) -> Vec<Vec<LayerEntry>> {
             push(
                 1,
                 format!("usr/lib/pkg{p:04}/mod00/file_{f:03}.py"),
-                EntryKind::File { size: 1000 },
+                Kind::File { size: 1000 },
             );
         }
     }
     for p in (5..split).step_by(50) {
-        push(
-            1,
-            format!("usr/lib/.wh.pkg{p:04}"),
-            EntryKind::File { size: 0 },
-        );
+        push(1, format!("usr/lib/.wh.pkg{p:04}"), Kind::File { size: 0 });
     }
     layers
 }

@@ -151,8 +151,8 @@ impl AsyncRead for BodyStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::Meta;
     use crate::index::ContentRef;
-    use crate::layer::Meta;
 
     fn group(layer: u32, ordinal: u32, size: u64) -> FileGroup {
         FileGroup {

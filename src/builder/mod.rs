@@ -15,10 +15,11 @@ use crate::boot::check::{memory, Report, Subject};
 use crate::boot::{self, BootFileKind, BootOptions, ImageEntry, ImageLookup, ImageRunConfig};
 use crate::cpio::{mode, NewcWriter, Record};
 use crate::exclude::Excludes;
+use crate::fs::{Kind, Meta};
 use crate::index::{
     ContentRef, FileGroup, MergeIndex, Plan, PlanEntry, PlanKind, TreeKind, EXTRA_LAYER,
 };
-use crate::layer::{self, EntryKind, LayerEntry, Meta, ScanLimits};
+use crate::layer::{self, LayerEntry, ScanLimits};
 use crate::listing::{self, ListEntry};
 use crate::output::{self, Codec, Compression};
 use crate::progress::{Pass, Progress, Reporter, Reporting};
@@ -300,19 +301,19 @@ impl InitramfsBuilder {
             for file in plan.files {
                 let ordinal = extras.len() as u32;
                 let (kind, mode) = match file.kind {
-                    BootFileKind::Dir { mode } => (EntryKind::Dir, mode),
+                    BootFileKind::Dir { mode } => (Kind::Dir, mode),
                     BootFileKind::Regular { content, mode } => {
                         let size = content.len() as u64;
                         extras.push(Extra::Bytes(content));
-                        (EntryKind::File { size }, mode)
+                        (Kind::File { size }, mode)
                     }
                     BootFileKind::HostFile { path, mode, size } => {
                         extras.push(Extra::Host { path, size });
-                        (EntryKind::File { size }, mode)
+                        (Kind::File { size }, mode)
                     }
-                    BootFileKind::Symlink { target } => (EntryKind::Symlink { target }, 0o777),
+                    BootFileKind::Symlink { target } => (Kind::Symlink { target }, 0o777),
                     BootFileKind::CharDev { major, minor, mode } => {
-                        (EntryKind::CharDevice { major, minor }, mode)
+                        (Kind::CharDevice { major, minor }, mode)
                     }
                 };
                 let entry = LayerEntry {

@@ -9,8 +9,8 @@
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-/// The kernel skips names and symlink targets longer than this (PATH_MAX - 1).
-pub const MAX_NAME_LEN: usize = 4095;
+use crate::path::MAX_NAME_LEN;
+
 /// newc size fields are 32-bit.
 pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
 

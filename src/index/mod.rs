@@ -28,9 +28,9 @@
 
 use hashbrown::HashMap;
 
-use crate::cpio::MAX_NAME_LEN;
-use crate::layer::{EntryKind, LayerEntry, Meta};
-use crate::path;
+use crate::fs::{Kind, Meta};
+use crate::layer::LayerEntry;
+use crate::path::{self, MAX_NAME_LEN};
 
 /// The layer number used for content that does not come from a layer
 /// (generated /init, injected files). It sorts after every real layer.
@@ -149,7 +149,7 @@ impl MergeIndex {
         let Some((&base, parent)) = comps.split_last() else {
             // The root itself sets the root's mode, owner and mtime, as
             // umoci applies it. The layer reader refuses non-directories here.
-            if entry.kind == EntryKind::Dir {
+            if entry.kind == Kind::Dir {
                 self.nodes[ROOT as usize].meta = entry.meta;
                 self.root_declared = true;
             }
@@ -163,7 +163,7 @@ impl MergeIndex {
         // A hardlink's target is looked up before anything changes, so a
         // link that replaces its own target keeps the target's content.
         let linked = match &entry.kind {
-            EntryKind::Hardlink { target } => Some(self.link_source(target, &err)?),
+            Kind::Hardlink { target } => Some(self.link_source(target, &err)?),
             _ => None,
         };
 
@@ -172,7 +172,7 @@ impl MergeIndex {
             .ok_or_else(|| err("unresolvable parent"))?;
         let existing = self.child(dir, base);
 
-        if let (Some(id), EntryKind::Dir) = (existing, &entry.kind) {
+        if let (Some(id), Kind::Dir) = (existing, &entry.kind) {
             if matches!(self.nodes[id as usize].kind, NodeKind::Dir(_)) {
                 let node = &mut self.nodes[id as usize];
                 node.meta = entry.meta;
@@ -207,7 +207,7 @@ impl MergeIndex {
                 };
                 (kind, node.meta)
             }
-            (EntryKind::File { size }, None) => (
+            (Kind::File { size }, None) => (
                 NodeKind::File {
                     content: ContentRef {
                         layer,
@@ -217,19 +217,19 @@ impl MergeIndex {
                 },
                 entry.meta,
             ),
-            (EntryKind::Dir, None) => (NodeKind::Dir(HashMap::new()), entry.meta),
-            (EntryKind::Symlink { target }, None) => (
+            (Kind::Dir, None) => (NodeKind::Dir(HashMap::new()), entry.meta),
+            (Kind::Symlink { target }, None) => (
                 NodeKind::Symlink(target.clone().into_boxed_slice()),
                 entry.meta,
             ),
-            (EntryKind::CharDevice { major, minor }, None) => {
+            (Kind::CharDevice { major, minor }, None) => {
                 (NodeKind::CharDevice(*major, *minor), entry.meta)
             }
-            (EntryKind::BlockDevice { major, minor }, None) => {
+            (Kind::BlockDevice { major, minor }, None) => {
                 (NodeKind::BlockDevice(*major, *minor), entry.meta)
             }
-            (EntryKind::Fifo, None) => (NodeKind::Fifo, entry.meta),
-            (EntryKind::Hardlink { .. }, None) => unreachable!("hardlinks resolve above"),
+            (Kind::Fifo, None) => (NodeKind::Fifo, entry.meta),
+            (Kind::Hardlink { .. }, None) => unreachable!("hardlinks resolve above"),
         };
         if existing.is_some() {
             self.remove_child(dir, base);
@@ -716,7 +716,7 @@ mod tests {
     fn file(path: &[u8]) -> LayerEntry {
         LayerEntry {
             path: path.to_vec(),
-            kind: EntryKind::File { size: 1 },
+            kind: Kind::File { size: 1 },
             meta: IMPLICIT_DIR,
             ordinal: 0,
         }
@@ -748,7 +748,7 @@ mod tests {
         // Through a symlink the stored name grows past the entry's own.
         let link = LayerEntry {
             path: b"s".to_vec(),
-            kind: EntryKind::Symlink {
+            kind: Kind::Symlink {
                 target: ok[..ok.len() - 2].to_vec(),
             },
             meta: IMPLICIT_DIR,

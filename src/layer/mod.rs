@@ -18,49 +18,15 @@ pub use decompress::{Compression, Decompressor};
 
 use decompress::{Stage, Tagged};
 
+use crate::fs::{Kind, Meta};
 use crate::source::{BlobReader, Digest, VerifyingReader};
-
-/// Permission, ownership and time of an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Meta {
-    /// Permission bits including setuid, setgid and sticky (`0o7777`).
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub mtime: u64,
-}
-
-/// What a tar entry is, with what its kind needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
-    File {
-        size: u64,
-    },
-    Dir,
-    Symlink {
-        target: Vec<u8>,
-    },
-    /// A hardlink to `target`, a path as it stood when this entry was applied.
-    Hardlink {
-        target: Vec<u8>,
-    },
-    CharDevice {
-        major: u32,
-        minor: u32,
-    },
-    BlockDevice {
-        major: u32,
-        minor: u32,
-    },
-    Fifo,
-}
 
 /// One tar entry's header: its raw path (not yet normalised), kind and
 /// metadata, and its ordinal within the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerEntry {
     pub path: Vec<u8>,
-    pub kind: EntryKind,
+    pub kind: Kind,
     pub meta: Meta,
     pub ordinal: u32,
 }
@@ -286,7 +252,7 @@ pub async fn scan_layer(
                 });
             }
             if let Some(e) = read_header(&mut entry, ordinal, layer, &mut headers.xattrs).await? {
-                if let EntryKind::File { size } = e.kind {
+                if let Kind::File { size } = e.kind {
                     if size <= limits.capture_limit && is_captured(&e.path, limits.capture) {
                         let body = read_body(&mut entry, limits.capture_limit)
                             .await
@@ -321,11 +287,11 @@ fn check_name(what: &str, name: &[u8]) -> Result<(), String> {
     if name.contains(&0) {
         return Err(format!("{what} contains a NUL byte"));
     }
-    if name.len() > crate::cpio::MAX_NAME_LEN {
+    if name.len() > crate::path::MAX_NAME_LEN {
         return Err(format!(
             "{what} is {} bytes, the kernel skips names and link targets over {}",
             name.len(),
-            crate::cpio::MAX_NAME_LEN
+            crate::path::MAX_NAME_LEN
         ));
     }
     Ok(())
@@ -375,14 +341,14 @@ async fn read_header(
     };
     use tokio_tar::EntryType as T;
     let kind = match kind_byte {
-        T::Regular | T::Continuous | T::GNUSparse => EntryKind::File {
+        T::Regular | T::Continuous | T::GNUSparse => Kind::File {
             size: entry.effective_size(),
         },
-        T::Directory => EntryKind::Dir,
-        T::Symlink => EntryKind::Symlink {
+        T::Directory => Kind::Dir,
+        T::Symlink => Kind::Symlink {
             target: link_target()?,
         },
-        T::Link => EntryKind::Hardlink {
+        T::Link => Kind::Hardlink {
             target: link_target()?,
         },
         T::Char | T::Block => {
@@ -395,12 +361,12 @@ async fn read_header(
                 .map_err(|e| bad("device minor", e))?
                 .unwrap_or(0);
             if kind_byte == T::Char {
-                EntryKind::CharDevice { major, minor }
+                Kind::CharDevice { major, minor }
             } else {
-                EntryKind::BlockDevice { major, minor }
+                Kind::BlockDevice { major, minor }
             }
         }
-        T::Fifo => EntryKind::Fifo,
+        T::Fifo => Kind::Fifo,
         // Global PAX headers carry no file; the reader applies nothing of them.
         T::XGlobalHeader => return Ok(None),
         // GNU tar extracts unknown types as files, umoci refuses them: a
@@ -415,7 +381,7 @@ async fn read_header(
 
     // umoci refuses to change the root's type; dropping the entry would
     // lose it silently.
-    if path.is_empty() && kind != EntryKind::Dir {
+    if path.is_empty() && kind != Kind::Dir {
         return Err(fail("only a directory can stand at the root".into()));
     }
 
