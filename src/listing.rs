@@ -181,25 +181,7 @@ fn put_name(o: &mut Map<String, Value>, key: &str, name: &[u8]) {
     }
 }
 
-/// A name for a terminal or a line-based tool, unambiguously: backslash
-/// as `\\`, control characters as `\n`, `\t`, `\u{..}`, bytes that are
-/// not UTF-8 as `\xNN`.
-pub fn escape(name: &[u8]) -> String {
-    let mut out = String::with_capacity(name.len());
-    for chunk in name.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                c if c.is_control() => out.extend(c.escape_default()),
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
+pub use crate::path::escape;
 
 /// `YYYY-MM-DD HH:MM` in UTC.
 pub fn format_time(secs: u64) -> String {
@@ -238,12 +220,6 @@ mod tests {
         assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
         assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13");
         assert_eq!(format_time(u32::MAX as u64), "2106-02-07 06:28");
-    }
-
-    #[test]
-    fn names_are_escaped_without_loss() {
-        assert_eq!(escape(b"/a b/\xff\\n\n"), "/a b/\\xff\\\\n\\n");
-        assert_ne!(escape(b"\\x41"), escape(b"A"));
     }
 
     #[test]

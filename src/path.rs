@@ -43,14 +43,32 @@ pub fn absolute(name: &[u8]) -> Vec<u8> {
     out
 }
 
-/// For messages only.
-pub fn display(path: &[u8]) -> String {
-    let s = String::from_utf8_lossy(path);
-    if s.starts_with('/') {
-        s.into_owned()
-    } else {
-        format!("/{s}")
+/// Bytes for a terminal or a line-based tool, unambiguously: backslash as
+/// `\\`, control characters as `\n`, `\t`, `\u{..}`, bytes that are not
+/// UTF-8 as `\xNN` (never replaced: two names must not look alike). Every
+/// message that quotes image bytes goes through here.
+pub fn escape(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.extend(c.escape_default()),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
     }
+    out
+}
+
+/// A path for messages: rooted (archive names have no leading slash) and
+/// escaped as in [`escape`].
+pub fn display(path: &[u8]) -> String {
+    let rooted = if path.starts_with(b"/") { "" } else { "/" };
+    format!("{rooted}{}", escape(path))
 }
 
 #[cfg(test)]
@@ -67,5 +85,12 @@ mod tests {
         );
         assert!(components(b"./").is_empty());
         assert_eq!(join(&components(b"x/\xff/y")), b"x/\xff/y".to_vec());
+    }
+
+    #[test]
+    fn names_are_escaped_without_loss() {
+        assert_eq!(escape(b"/a b/\xff\\n\n"), "/a b/\\xff\\\\n\\n");
+        assert_ne!(escape(b"\\x41"), escape(b"A"));
+        assert_eq!(display(b"a\x1b"), "/a\\u{1b}");
     }
 }

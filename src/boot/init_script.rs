@@ -10,7 +10,7 @@
 use super::command::combine_command;
 use super::path::{normalize, resolve};
 use super::user::{self, Identity, Tool};
-use super::{show, BootError, ImageEntry, ImageLookup, ImageRunConfig, DEFAULT_PATH};
+use super::{BootError, ImageEntry, ImageLookup, ImageRunConfig, DEFAULT_PATH};
 
 /// Quotes one shell word with single quotes; a `'` becomes `'\''`. Every
 /// byte other than `'` is literal inside single quotes, newlines included.
@@ -91,7 +91,8 @@ impl Finder<'_> {
 
     fn find(&self, name: &str) -> Option<Tool> {
         self.dirs.iter().find_map(|dir| {
-            let path = show(&normalize(format!("{dir}/{name}").as_bytes()));
+            let path = String::from_utf8_lossy(&normalize(format!("{dir}/{name}").as_bytes()))
+                .into_owned();
             let resolved = self.executable(&path).ok()??;
             let base = resolved.rsplit(|&b| b == b'/').next().unwrap_or_default();
             Some(Tool {
@@ -172,7 +173,7 @@ pub(crate) fn generate(
 
     let workdir = match config.working_dir.as_deref().map(str::trim) {
         None | Some("") => "/".to_string(),
-        Some(dir) => show(&normalize(dir.as_bytes())),
+        Some(dir) => String::from_utf8_lossy(&normalize(dir.as_bytes())).into_owned(),
     };
     let mut missing_workdir = None;
     let resolved_workdir = resolve(lookup, workdir.as_bytes(), true)?;

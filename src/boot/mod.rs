@@ -258,10 +258,6 @@ pub enum BootError {
     SymlinkLoop(String),
 }
 
-fn show(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
-}
-
 /// Mount points and device nodes the kernel and the generated `/init` need,
 /// for those the image lacks. `/dev/console` matters most: without it PID 1
 /// starts with no stdin, stdout or stderr.
@@ -398,7 +394,7 @@ pub fn plan(
                     if options.init != InitChoice::Script {
                         notes.push(format!(
                             "no static /init for {}: /init is a generated sh script",
-                            show(image.architecture.as_bytes())
+                            crate::path::escape(image.architecture.as_bytes())
                         ));
                     }
                     let (script, more) = init_script::generate(&image.config, lookup)?;
@@ -430,7 +426,7 @@ pub fn plan(
 pub fn dropped_xattrs(xattrs: &[FileXattr]) -> Option<String> {
     let names: std::collections::BTreeSet<String> = xattrs
         .iter()
-        .map(|x| crate::listing::escape(&x.name))
+        .map(|x| crate::path::escape(&x.name))
         .collect();
     (!names.is_empty()).then(|| {
         format!(
@@ -580,7 +576,10 @@ mod tests {
     }
 
     fn paths(files: &[BootFile]) -> Vec<String> {
-        files.iter().map(|f| show(&f.path)).collect()
+        files
+            .iter()
+            .map(|f| crate::path::display(&f.path))
+            .collect()
     }
 
     #[test]
@@ -639,7 +638,7 @@ mod tests {
                 assert!(
                     before || img.entry(parent).is_some(),
                     "parent of {} missing",
-                    show(&f.path)
+                    crate::path::display(&f.path)
                 );
             }
         }

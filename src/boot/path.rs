@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{show, BootError, BootFile, BootFileKind, ImageEntry, ImageLookup};
+use super::{BootError, BootFile, BootFileKind, ImageEntry, ImageLookup};
 
 /// The same limit as Linux's.
 const MAX_SYMLINKS: usize = 40;
@@ -67,7 +67,7 @@ pub(crate) fn resolve(
             Some(ImageEntry::Symlink { target }) if follow_last || !last => {
                 links += 1;
                 if links > MAX_SYMLINKS {
-                    return Err(BootError::SymlinkLoop(show(path)));
+                    return Err(BootError::SymlinkLoop(crate::path::display(path)));
                 }
                 if target.starts_with(b"/") {
                     done.clear();
@@ -169,8 +169,8 @@ pub(crate) fn place(
                 Some(ImageEntry::Dir { .. }) => {}
                 Some(_) => {
                     return Err(BootError::NotADirectory {
-                        path: show(&file.path),
-                        parent: show(&prefix),
+                        path: crate::path::display(&file.path),
+                        parent: crate::path::display(&prefix),
                     })
                 }
             }
@@ -202,7 +202,7 @@ mod tests {
     use super::*;
 
     fn r(img: &MapImage, p: &str) -> String {
-        show(&resolve(img, p.as_bytes(), true).unwrap())
+        crate::path::display(&resolve(img, p.as_bytes(), true).unwrap())
     }
 
     #[test]
@@ -216,7 +216,7 @@ mod tests {
         img.link("/loop", "/loop");
         assert_eq!(r(&img, "/bin/sh"), "/usr/bin/busybox");
         assert_eq!(
-            show(&resolve(&img, b"/bin/sh", false).unwrap()),
+            crate::path::display(&resolve(&img, b"/bin/sh", false).unwrap()),
             "/usr/bin/sh"
         );
         assert_eq!(r(&img, "/escape/bin"), "/usr/bin");
@@ -258,7 +258,7 @@ mod tests {
             vec![file("/bin/agent"), file("/opt/x/y/tool"), file("/opt/a-b")],
         )
         .unwrap();
-        let paths: Vec<String> = got.iter().map(|f| show(&f.path)).collect();
+        let paths: Vec<String> = got.iter().map(|f| crate::path::display(&f.path)).collect();
         assert_eq!(
             paths,
             [

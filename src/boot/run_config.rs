@@ -85,8 +85,8 @@ pub(crate) fn render(
             }),
             _ => notes.push(format!(
                 "extended attribute {} of {} is not UTF-8: dropped",
-                crate::listing::escape(&x.name),
-                crate::listing::escape(&x.path)
+                crate::path::escape(&x.name),
+                crate::path::escape(&x.path)
             )),
         }
     }

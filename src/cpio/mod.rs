@@ -74,19 +74,12 @@ pub enum CpioError {
     Io(#[from] std::io::Error),
 }
 
-/// Lossy rendering of a path for messages only; archive names stay bytes.
-/// Control characters are escaped: names are hostile input and the
-/// message goes to a terminal.
-pub(crate) fn display_name(name: &[u8]) -> String {
-    crate::layer::sanitize(&format!("/{}", String::from_utf8_lossy(name)))
-}
-
 /// Checks that a name fits the format; shared with the planner so that
 /// an image that cannot be written fails before the first byte.
 pub fn check_name(name: &[u8]) -> Result<(), CpioError> {
     if name.len() > MAX_NAME_LEN {
         return Err(CpioError::NameTooLong {
-            path: display_name(name),
+            path: crate::path::display(name),
             len: name.len(),
         });
     }
@@ -97,7 +90,7 @@ pub fn check_name(name: &[u8]) -> Result<(), CpioError> {
 pub fn check_target(name: &[u8], target: &[u8]) -> Result<(), CpioError> {
     if target.len() > MAX_NAME_LEN {
         return Err(CpioError::TargetTooLong {
-            path: display_name(name),
+            path: crate::path::display(name),
             len: target.len(),
         });
     }
@@ -119,7 +112,7 @@ pub fn trailer_len() -> u64 {
 /// Checks that a data size fits the format's 32-bit field.
 pub fn check_size(name: &[u8], size: u64) -> Result<u32, CpioError> {
     u32::try_from(size).map_err(|_| CpioError::FileTooLarge {
-        path: display_name(name),
+        path: crate::path::display(name),
         size,
     })
 }
@@ -169,7 +162,7 @@ impl<W: AsyncWrite + Unpin> NewcWriter<W> {
         self.written += got;
         if got != expected {
             return Err(CpioError::ShortData {
-                path: display_name(&record.name),
+                path: crate::path::display(&record.name),
                 got,
                 expected,
             });

@@ -142,7 +142,7 @@ impl MergeIndex {
     pub fn apply(&mut self, layer: u32, entry: &LayerEntry) -> Result<(), IndexError> {
         let err = |message: &str| IndexError::Entry {
             layer,
-            path: crate::layer::escape_path(&entry.path),
+            path: path::display(&entry.path),
             message: message.to_string(),
         };
         let comps = path::components(&entry.path);
@@ -262,7 +262,7 @@ impl MergeIndex {
         if hidden.is_empty() || hidden == b"." || hidden == b".." {
             return Err(err(&format!(
                 "whiteout of an invalid name '{}' (it would delete its own directory)",
-                String::from_utf8_lossy(hidden)
+                path::escape(hidden)
             )));
         }
         if let Some(id) = self.child(dir, hidden) {
@@ -288,7 +288,7 @@ impl MergeIndex {
         let missing = || {
             err(&format!(
                 "hardlink target {} does not exist",
-                crate::layer::escape_path(&path::join(&comps))
+                path::display(&path::join(&comps))
             ))
         };
         let dir = self.resolve(parent, None, err)?.ok_or_else(missing)?;
@@ -364,7 +364,7 @@ impl MergeIndex {
                 _ if create.is_some() => {
                     return Err(err(&format!(
                         "parent {} is not a directory",
-                        crate::layer::escape_path(&self.name_of(next))
+                        path::display(&self.name_of(next))
                     )))
                 }
                 _ => return Ok(None),

@@ -97,6 +97,9 @@ fn stream_error(layer: usize, e: std::io::Error, after: Option<&[u8]>) -> LayerE
 
 /// A message from a parser that may quote hostile bytes: control
 /// characters escaped (no terminal escapes, one line), length bounded.
+/// Not [`crate::path::escape`]: the text is already a message, and bytes
+/// it quotes went through that function once (a backslash escaped again
+/// would read as another name).
 pub(crate) fn sanitize(s: &str) -> String {
     const MAX: usize = 300;
     let mut out = String::new();
@@ -114,36 +117,10 @@ pub(crate) fn sanitize(s: &str) -> String {
     out
 }
 
-/// Bytes for messages: control characters escaped as in `sanitize`, bytes
-/// that are not UTF-8 as `\xNN` (never replaced: two names must not look
-/// alike).
-pub(crate) fn escape_bytes(b: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() {
-                out.extend(c.escape_default());
-            } else {
-                out.push(c);
-            }
-        }
-        for x in chunk.invalid() {
-            out.push_str(&format!("\\x{x:02x}"));
-        }
-    }
-    out
-}
-
-/// A path for messages: rooted, escaped as in [`escape_bytes`].
-pub(crate) fn escape_path(path: &[u8]) -> String {
-    let rooted = if path.starts_with(b"/") { "" } else { "/" };
-    format!("{rooted}{}", escape_bytes(path))
-}
-
 /// A path for messages, rooted, escaped and cut to a readable length.
 fn short(path: &[u8]) -> String {
     const MAX: usize = 200;
-    let shown = escape_path(&path[..path.len().min(MAX)]);
+    let shown = crate::path::display(&path[..path.len().min(MAX)]);
     if path.len() > MAX {
         format!("{shown}... ({} bytes)", path.len())
     } else {
@@ -427,7 +404,7 @@ async fn read_header(
                     if name.contains(&0) {
                         return Err(fail(format!(
                             "xattr name {} contains a NUL byte",
-                            escape_bytes(&name)
+                            crate::path::escape(&name)
                         )));
                     }
                     xattrs.push(EntryXattr {

@@ -378,8 +378,8 @@ impl Normalizer {
         if let Some(k) = pax.nul_key() {
             // Go refuses the whole header, as GNU tar cannot store the name.
             return Err(err(match k.strip_prefix(b"SCHILY.xattr.") {
-                Some(x) => format!("xattr name {} contains a NUL byte", super::escape_bytes(x)),
-                None => format!("PAX record {} contains a NUL byte", super::escape_bytes(k)),
+                Some(x) => format!("xattr name {} contains a NUL byte", crate::path::escape(x)),
+                None => format!("PAX record {} contains a NUL byte", crate::path::escape(k)),
             }));
         }
         let number = |key: &str, v: &[u8]| -> io::Result<i64> {
@@ -390,7 +390,7 @@ impl Normalizer {
                 .ok_or_else(|| {
                     err(format!(
                         "pax {key} {} is not a decimal number",
-                        super::escape_bytes(v)
+                        crate::path::escape(v)
                     ))
                 })
         };
@@ -408,7 +408,7 @@ impl Normalizer {
             mtime = parse_pax_time(v).ok_or_else(|| {
                 err(format!(
                     "pax mtime {} is not a time",
-                    super::escape_bytes(v)
+                    crate::path::escape(v)
                 ))
             })?;
         }
