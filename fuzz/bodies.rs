@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use initramfs_stream::cpio::{CpioError, NewcWriter, Record};
-use initramfs_stream::index::{MergeIndex, Plan, PlanKind};
+use initramfs_stream::fs::Kind;
+use initramfs_stream::index::{MergeIndex, Plan};
 use initramfs_stream::layer::{scan_layer, LayerReader, ScanLimits};
 use initramfs_stream::source::spec::{self, DockerArchiveEntry};
 use initramfs_stream::source::{BlobReader, Digest, ImageConfig, ImageReference, Platform};
@@ -110,7 +111,7 @@ fn check_plan(plan: &Plan) {
     }
     for o in &plan.others {
         check_name(&o.name, &dirs);
-        if let PlanKind::Symlink(target) = &o.kind {
+        if let Kind::Symlink { target } = &o.kind {
             assert!(!target.contains(&0), "NUL in symlink target {target:?}");
         }
         assert!(names.insert(&o.name), "duplicate name {:?}", o.name);

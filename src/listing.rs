@@ -3,15 +3,16 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::fs::Meta;
-use crate::index::{Plan, PlanKind};
+use crate::fs::{Kind, Meta};
+use crate::index::Plan;
 
 /// One path of the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListEntry {
     /// Absolute path, as bytes.
     pub path: Vec<u8>,
-    pub kind: ListKind,
+    /// Never a hardlink: names of one inode are files with the same `nlink`.
+    pub kind: Kind,
     pub meta: Meta,
     /// Bytes of data (regular files), or of the target (symlinks).
     pub size: u64,
@@ -19,31 +20,18 @@ pub struct ListEntry {
     pub nlink: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListKind {
-    Dir,
-    File,
-    Symlink(Vec<u8>),
-    CharDevice(u32, u32),
-    BlockDevice(u32, u32),
-    Fifo,
-}
-
 /// Every archive entry, in tree order (each directory followed by its
 /// contents, names by bytes).
 pub fn entries(plan: &Plan) -> Vec<ListEntry> {
     let mut out = Vec::new();
     for e in plan.dirs.iter().chain(&plan.others) {
-        let (kind, size) = match &e.kind {
-            PlanKind::Dir => (ListKind::Dir, 0),
-            PlanKind::Symlink(t) => (ListKind::Symlink(t.clone()), t.len() as u64),
-            PlanKind::CharDevice(a, b) => (ListKind::CharDevice(*a, *b), 0),
-            PlanKind::BlockDevice(a, b) => (ListKind::BlockDevice(*a, *b), 0),
-            PlanKind::Fifo => (ListKind::Fifo, 0),
+        let size = match &e.kind {
+            Kind::Symlink { target } => target.len() as u64,
+            _ => 0,
         };
         out.push(ListEntry {
             path: absolute(&e.name),
-            kind,
+            kind: e.kind.clone(),
             meta: e.meta,
             size,
             nlink: 1,
@@ -53,7 +41,7 @@ pub fn entries(plan: &Plan) -> Vec<ListEntry> {
         for name in &g.names {
             out.push(ListEntry {
                 path: absolute(name),
-                kind: ListKind::File,
+                kind: Kind::File { size: g.size },
                 meta: g.meta,
                 size: g.size,
                 nlink: g.names.len(),
@@ -82,12 +70,12 @@ fn absolute(name: &[u8]) -> Vec<u8> {
 impl ListEntry {
     fn type_char(&self) -> char {
         match self.kind {
-            ListKind::Dir => 'd',
-            ListKind::File => '-',
-            ListKind::Symlink(_) => 'l',
-            ListKind::CharDevice(..) => 'c',
-            ListKind::BlockDevice(..) => 'b',
-            ListKind::Fifo => 'p',
+            Kind::Dir => 'd',
+            Kind::File { .. } | Kind::Hardlink { .. } => '-',
+            Kind::Symlink { .. } => 'l',
+            Kind::CharDevice { .. } => 'c',
+            Kind::BlockDevice { .. } => 'b',
+            Kind::Fifo => 'p',
         }
     }
 
@@ -114,7 +102,9 @@ impl ListEntry {
     /// major,minor), mtime (UTC), path, `-> target`.
     pub fn text_line(&self) -> String {
         let size = match self.kind {
-            ListKind::CharDevice(a, b) | ListKind::BlockDevice(a, b) => format!("{a},{b}"),
+            Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } => {
+                format!("{major},{minor}")
+            }
             _ => self.size.to_string(),
         };
         let mut line = format!(
@@ -126,7 +116,7 @@ impl ListEntry {
             format_time(self.meta.mtime),
             escape(&self.path)
         );
-        if let ListKind::Symlink(target) = &self.kind {
+        if let Kind::Symlink { target } = &self.kind {
             line.push_str(" -> ");
             line.push_str(&escape(target));
         }
@@ -140,12 +130,12 @@ impl ListEntry {
         let mut o = Map::new();
         put_name(&mut o, "path", &self.path);
         let kind = match self.kind {
-            ListKind::Dir => "dir",
-            ListKind::File => "file",
-            ListKind::Symlink(_) => "symlink",
-            ListKind::CharDevice(..) => "char",
-            ListKind::BlockDevice(..) => "block",
-            ListKind::Fifo => "fifo",
+            Kind::Dir => "dir",
+            Kind::File { .. } | Kind::Hardlink { .. } => "file",
+            Kind::Symlink { .. } => "symlink",
+            Kind::CharDevice { .. } => "char",
+            Kind::BlockDevice { .. } => "block",
+            Kind::Fifo => "fifo",
         };
         o.insert("type".into(), json!(kind));
         o.insert("mode".into(), json!(self.meta.mode & 0o7777));
@@ -155,13 +145,13 @@ impl ListEntry {
         o.insert("size".into(), json!(self.size));
         o.insert("mtime".into(), json!(self.meta.mtime));
         match &self.kind {
-            ListKind::File => {
+            Kind::File { .. } | Kind::Hardlink { .. } => {
                 o.insert("nlink".into(), json!(self.nlink));
             }
-            ListKind::Symlink(t) => put_name(&mut o, "target", t),
-            ListKind::CharDevice(a, b) | ListKind::BlockDevice(a, b) => {
-                o.insert("major".into(), json!(a));
-                o.insert("minor".into(), json!(b));
+            Kind::Symlink { target } => put_name(&mut o, "target", target),
+            Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } => {
+                o.insert("major".into(), json!(major));
+                o.insert("minor".into(), json!(minor));
             }
             _ => {}
         }
@@ -236,11 +226,12 @@ mod tests {
             size: 0,
             nlink: 1,
         };
-        assert_eq!(e(0o4755, ListKind::File).mode_string(), "-rwsr-xr-x");
-        assert_eq!(e(0o1777, ListKind::Dir).mode_string(), "drwxrwxrwt");
-        assert_eq!(e(0o2644, ListKind::File).mode_string(), "-rw-r-Sr--");
+        let file = Kind::File { size: 0 };
+        assert_eq!(e(0o4755, file.clone()).mode_string(), "-rwsr-xr-x");
+        assert_eq!(e(0o1777, Kind::Dir).mode_string(), "drwxrwxrwt");
+        assert_eq!(e(0o2644, file).mode_string(), "-rw-r-Sr--");
         assert_eq!(
-            e(0o600, ListKind::CharDevice(5, 1))
+            e(0o600, Kind::CharDevice { major: 5, minor: 1 })
                 .text_line()
                 .split_whitespace()
                 .nth(2),

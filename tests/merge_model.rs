@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use initramfs_stream::index::{ContentRef, IndexError, MergeIndex, Plan, PlanKind, TreeKind};
+use initramfs_stream::index::{ContentRef, IndexError, MergeIndex, Plan};
 use initramfs_stream::{fs::Kind as EntryKind, fs::Meta, layer::LayerEntry};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -660,7 +660,7 @@ fn plan_tree(plan: &Plan) -> Result<Tree, String> {
     let mut tree = Tree::new();
     let mut seen_dirs: HashSet<&[u8]> = HashSet::new();
     for d in &plan.dirs {
-        if d.kind != PlanKind::Dir {
+        if d.kind != EntryKind::Dir {
             return Err(format!("non-directory {:?} in dirs", d.name));
         }
         if let Some(p) = parent_of(&d.name) {
@@ -683,11 +683,14 @@ fn plan_tree(plan: &Plan) -> Result<Tree, String> {
     let mut names: Vec<(&[u8], Node)> = Vec::new();
     for o in &plan.others {
         let kind = match &o.kind {
-            PlanKind::Dir => return Err(format!("directory {:?} in others", o.name)),
-            PlanKind::Symlink(t) => Kind::Symlink(t.clone()),
-            PlanKind::CharDevice(a, b) => Kind::Char(*a, *b),
-            PlanKind::BlockDevice(a, b) => Kind::Block(*a, *b),
-            PlanKind::Fifo => Kind::Fifo,
+            EntryKind::Dir => return Err(format!("directory {:?} in others", o.name)),
+            EntryKind::File { .. } | EntryKind::Hardlink { .. } => {
+                return Err(format!("file {:?} in others", o.name))
+            }
+            EntryKind::Symlink { target } => Kind::Symlink(target.clone()),
+            EntryKind::CharDevice { major, minor } => Kind::Char(*major, *minor),
+            EntryKind::BlockDevice { major, minor } => Kind::Block(*major, *minor),
+            EntryKind::Fifo => Kind::Fifo,
         };
         names.push((&o.name, Node { kind, meta: o.meta }));
     }
@@ -734,16 +737,28 @@ fn plan_tree(plan: &Plan) -> Result<Tree, String> {
     Ok(tree)
 }
 
-fn as_tree_kind(k: &Kind) -> TreeKind {
+/// The model's kind as `lookup` reports it: the shared kind and, for a
+/// file, where its bytes are.
+fn as_tree_kind(k: &Kind) -> (EntryKind, Option<ContentRef>) {
     match k {
-        Kind::Dir => TreeKind::Dir,
-        Kind::File { content, size } => TreeKind::File {
-            content: *content,
-            size: *size,
-        },
-        Kind::Symlink(t) => TreeKind::Symlink(t.clone()),
-        Kind::Char(a, b) => TreeKind::CharDevice(*a, *b),
-        Kind::Block(..) | Kind::Fifo => TreeKind::Special,
+        Kind::Dir => (EntryKind::Dir, None),
+        Kind::File { content, size } => (EntryKind::File { size: *size }, Some(*content)),
+        Kind::Symlink(t) => (EntryKind::Symlink { target: t.clone() }, None),
+        Kind::Char(major, minor) => (
+            EntryKind::CharDevice {
+                major: *major,
+                minor: *minor,
+            },
+            None,
+        ),
+        Kind::Block(major, minor) => (
+            EntryKind::BlockDevice {
+                major: *major,
+                minor: *minor,
+            },
+            None,
+        ),
+        Kind::Fifo => (EntryKind::Fifo, None),
     }
 }
 
@@ -814,7 +829,7 @@ fn check(layers: &[Vec<LayerEntry>]) -> Result<(), String> {
     }
     for p in universe() {
         let want = model.tree.get(&p).map(|n| (as_tree_kind(&n.kind), n.meta));
-        let got = index.lookup(&p).map(|t| (t.kind, t.meta));
+        let got = index.lookup(&p).map(|t| ((t.kind, t.content), t.meta));
         if want != got {
             return Err(format!(
                 "lookup {}: index {got:?}, model {want:?}",

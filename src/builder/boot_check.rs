@@ -13,7 +13,8 @@ use crate::boot::check::{
     self, elf::Arch, elf::Sparse, Contents, Outcome, Report, Request, Subject,
 };
 use crate::boot::{ImageEntry, ImageLookup};
-use crate::index::{MergeIndex, TreeKind, EXTRA_LAYER};
+use crate::fs::Kind;
+use crate::index::{MergeIndex, EXTRA_LAYER};
 use crate::layer::LayerReader;
 use crate::progress::{Pass, Reporter};
 use crate::source::ImageSource;
@@ -82,8 +83,14 @@ async fn read(
     // layer -> ordinal -> (size, requests on that body)
     let mut by_layer: BTreeMap<u32, BTreeMap<u32, (u64, Vec<Request>)>> = BTreeMap::new();
     for req in requests {
-        let (content, size) = match index.lookup(&req.path).map(|e| e.kind) {
-            Some(TreeKind::File { content, size }) => (content, size),
+        let (content, size) = match index.lookup(&req.path) {
+            Some(e) => match (e.content, e.kind) {
+                (Some(content), Kind::File { size }) => (content, size),
+                _ => {
+                    contents.add(req.path, Sparse::whole(Vec::new()));
+                    continue;
+                }
+            },
             // Only files are asked for; anything else reads as empty.
             _ => {
                 contents.add(req.path, Sparse::whole(Vec::new()));

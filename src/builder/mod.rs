@@ -16,9 +16,7 @@ use crate::boot::{self, BootFileKind, BootOptions, ImageEntry, ImageLookup, Imag
 use crate::cpio::{mode, NewcWriter, Record};
 use crate::exclude::Excludes;
 use crate::fs::{Kind, Meta};
-use crate::index::{
-    ContentRef, FileGroup, MergeIndex, Plan, PlanEntry, PlanKind, TreeKind, EXTRA_LAYER,
-};
+use crate::index::{ContentRef, FileGroup, MergeIndex, Plan, PlanEntry, EXTRA_LAYER};
 use crate::layer::{self, LayerEntry, ScanLimits};
 use crate::listing::{self, ListEntry};
 use crate::output::{self, Codec, Compression};
@@ -388,8 +386,8 @@ fn check_subject<'a>(
     if options.init == boot::InitChoice::Keep {
         return None;
     }
-    let generated = match index.lookup(b"init").map(|e| e.kind) {
-        Some(TreeKind::File { content, .. }) => {
+    let generated = match index.lookup(b"init").and_then(|e| e.content) {
+        Some(content) => {
             content.layer == EXTRA_LAYER
                 && matches!(extras.get(content.ordinal as usize), Some(Extra::Bytes(_)))
         }
@@ -407,7 +405,7 @@ fn tmpfs_tree(plan: &Plan) -> memory::Tree {
     let mut tree = memory::Tree::default();
     for e in plan.dirs.iter().chain(&plan.others) {
         tree.entries += 1;
-        if let PlanKind::Symlink(target) = &e.kind {
+        if let Kind::Symlink { target } = &e.kind {
             tree.add_symlink(target.len());
         }
     }
@@ -806,22 +804,20 @@ impl ImageLookup for TreeLookup<'_> {
     fn entry(&self, path: &[u8]) -> Option<ImageEntry> {
         let e = self.index.lookup(path)?;
         Some(match e.kind {
-            TreeKind::Dir => ImageEntry::Dir { mode: e.meta.mode },
-            TreeKind::File { size, .. } => ImageEntry::File {
+            Kind::Dir => ImageEntry::Dir { mode: e.meta.mode },
+            Kind::File { size } => ImageEntry::File {
                 mode: e.meta.mode,
                 size,
             },
-            TreeKind::Symlink(target) => ImageEntry::Symlink { target },
-            TreeKind::CharDevice(major, minor) => ImageEntry::CharDev { major, minor },
-            TreeKind::Special => ImageEntry::Other,
+            Kind::Symlink { target } => ImageEntry::Symlink { target },
+            Kind::CharDevice { major, minor } => ImageEntry::CharDev { major, minor },
+            _ => ImageEntry::Other,
         })
     }
 
     fn read(&self, path: &[u8]) -> Option<Vec<u8>> {
-        match self.index.lookup(path)?.kind {
-            TreeKind::File { content, .. } => self.captured.get(&content).cloned(),
-            _ => None,
-        }
+        let content = self.index.lookup(path)?.content?;
+        self.captured.get(&content).cloned()
     }
 }
 
@@ -835,7 +831,7 @@ fn final_xattrs(
     found
         .into_iter()
         .filter_map(|(path, at, x)| {
-            let live = matches!(index.lookup(&path)?.kind, TreeKind::File { content, .. } if content == at);
+            let live = index.lookup(&path)?.content == Some(at);
             live.then(|| boot::FileXattr {
                 path: crate::path::absolute(&path),
                 name: x.name,
@@ -865,7 +861,7 @@ fn check_plan(plan: &Plan) -> Result<u64, Error> {
     for e in plan.dirs.iter().chain(&plan.others) {
         check_name(&e.name)?;
         let data = match &e.kind {
-            PlanKind::Symlink(target) => {
+            Kind::Symlink { target } => {
                 check_target(&e.name, target)?;
                 target.len() as u64
             }
@@ -906,18 +902,18 @@ fn base_record(name: &[u8], meta: &Meta, ino: u32, type_bits: u32) -> Record {
 fn simple_record(entry: &PlanEntry, ino: u32) -> (Record, &[u8]) {
     let name = &entry.name;
     match &entry.kind {
-        PlanKind::Dir => {
+        Kind::Dir => {
             let mut r = base_record(name, &entry.meta, ino, mode::S_IFDIR);
             r.nlink = 2;
             (r, &[])
         }
-        PlanKind::Symlink(target) => {
+        Kind::Symlink { target } => {
             let mut r = base_record(name, &entry.meta, ino, mode::S_IFLNK);
             r.filesize = target.len() as u32;
             (r, target.as_slice())
         }
-        PlanKind::CharDevice(major, minor) | PlanKind::BlockDevice(major, minor) => {
-            let bits = if matches!(entry.kind, PlanKind::CharDevice(..)) {
+        Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } => {
+            let bits = if matches!(entry.kind, Kind::CharDevice { .. }) {
                 mode::S_IFCHR
             } else {
                 mode::S_IFBLK
@@ -927,7 +923,11 @@ fn simple_record(entry: &PlanEntry, ino: u32) -> (Record, &[u8]) {
             r.rdev_minor = *minor;
             (r, &[])
         }
-        PlanKind::Fifo => (base_record(name, &entry.meta, ino, mode::S_IFIFO), &[]),
+        Kind::Fifo => (base_record(name, &entry.meta, ino, mode::S_IFIFO), &[]),
+        // The plan holds files in its groups, never here.
+        Kind::File { .. } | Kind::Hardlink { .. } => {
+            (base_record(name, &entry.meta, ino, mode::S_IFREG), &[])
+        }
     }
 }
 

@@ -61,6 +61,10 @@ const ROOT: NodeId = 0;
 /// Linux follows at most 40 symlinks in one lookup; SecureJoin 255.
 const MAX_SYMLINKS: usize = 255;
 
+/// A node of the tree. Not [`Kind`]: a directory holds its children here,
+/// a file where its bytes are, and a freed slot is `Removed`; hardlinks
+/// are already resolved to what they name. [`NodeKind::kind`] is the one
+/// conversion.
 #[derive(Debug)]
 enum NodeKind {
     Dir(HashMap<Box<[u8]>, NodeId>),
@@ -70,6 +74,36 @@ enum NodeKind {
     BlockDevice(u32, u32),
     Fifo,
     Removed,
+}
+
+impl NodeKind {
+    /// The shared kind of this node; `None` for a freed slot.
+    fn kind(&self) -> Option<Kind> {
+        Some(match self {
+            NodeKind::Dir(_) => Kind::Dir,
+            NodeKind::File { size, .. } => Kind::File { size: *size },
+            NodeKind::Symlink(target) => Kind::Symlink {
+                target: target.to_vec(),
+            },
+            NodeKind::CharDevice(major, minor) => Kind::CharDevice {
+                major: *major,
+                minor: *minor,
+            },
+            NodeKind::BlockDevice(major, minor) => Kind::BlockDevice {
+                major: *major,
+                minor: *minor,
+            },
+            NodeKind::Fifo => Kind::Fifo,
+            NodeKind::Removed => return None,
+        })
+    }
+
+    fn content(&self) -> Option<ContentRef> {
+        match self {
+            NodeKind::File { content, .. } => Some(*content),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -537,16 +571,8 @@ impl MergeIndex {
         let node = &self.nodes[id as usize];
         Some(TreeEntry {
             meta: node.meta,
-            kind: match &node.kind {
-                NodeKind::Dir(_) => TreeKind::Dir,
-                NodeKind::File { content, size } => TreeKind::File {
-                    content: *content,
-                    size: *size,
-                },
-                NodeKind::Symlink(t) => TreeKind::Symlink(t.to_vec()),
-                NodeKind::CharDevice(major, minor) => TreeKind::CharDevice(*major, *minor),
-                _ => TreeKind::Special,
-            },
+            kind: node.kind.kind()?,
+            content: node.kind.content(),
         })
     }
 
@@ -581,22 +607,21 @@ impl MergeIndex {
         let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(ROOT, Vec::new())];
         while let Some((id, name)) = stack.pop() {
             let node = &self.nodes[id as usize];
-            let entry = |kind| PlanEntry {
-                name: name.clone(),
-                meta: node.meta,
-                kind,
-            };
             match &node.kind {
                 NodeKind::Dir(children) => {
                     if id != ROOT {
-                        plan.dirs.push(entry(PlanKind::Dir));
+                        plan.dirs.push(PlanEntry {
+                            name: name.clone(),
+                            meta: node.meta,
+                            kind: Kind::Dir,
+                        });
                     } else if self.root_declared {
                         // `.` first: the kernel applies it to the existing
                         // root. Undeclared, the root stays 0755 root:root.
                         plan.dirs.push(PlanEntry {
                             name: b".".to_vec(),
                             meta: node.meta,
-                            kind: PlanKind::Dir,
+                            kind: Kind::Dir,
                         });
                     }
                     let mut sorted: Vec<(&[u8], NodeId)> =
@@ -628,17 +653,15 @@ impl MergeIndex {
                     });
                     list[g].names.push(name);
                 }
-                NodeKind::Symlink(target) => {
-                    plan.others.push(entry(PlanKind::Symlink(target.to_vec())));
+                other => {
+                    if let Some(kind) = other.kind() {
+                        plan.others.push(PlanEntry {
+                            name,
+                            meta: node.meta,
+                            kind,
+                        });
+                    }
                 }
-                NodeKind::CharDevice(major, minor) => plan
-                    .others
-                    .push(entry(PlanKind::CharDevice(*major, *minor))),
-                NodeKind::BlockDevice(major, minor) => plan
-                    .others
-                    .push(entry(PlanKind::BlockDevice(*major, *minor))),
-                NodeKind::Fifo => plan.others.push(entry(PlanKind::Fifo)),
-                NodeKind::Removed => {}
             }
         }
         data.sort_by_key(|g| g.content);
@@ -648,24 +671,14 @@ impl MergeIndex {
     }
 }
 
-/// A path of the final tree, as [`MergeIndex::lookup`] reports it.
+/// A path of the final tree, as [`MergeIndex::lookup`] reports it. Never
+/// a hardlink: links are files that share `content`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeEntry {
     pub meta: Meta,
-    pub kind: TreeKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TreeKind {
-    Dir,
-    File {
-        content: ContentRef,
-        size: u64,
-    },
-    Symlink(Vec<u8>),
-    CharDevice(u32, u32),
-    /// Block devices and fifos.
-    Special,
+    pub kind: Kind,
+    /// Where a regular file's bytes are; `None` for anything else.
+    pub content: Option<ContentRef>,
 }
 
 /// The archive's entries in the archive's order.
@@ -682,21 +695,14 @@ pub struct Plan {
     pub files: Vec<FileGroup>,
 }
 
+/// A directory, symlink, device or fifo of the archive; never a file or
+/// a hardlink, which are [`FileGroup`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanEntry {
     /// Archive name: no leading slash.
     pub name: Vec<u8>,
     pub meta: Meta,
-    pub kind: PlanKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlanKind {
-    Dir,
-    Symlink(Vec<u8>),
-    CharDevice(u32, u32),
-    BlockDevice(u32, u32),
-    Fifo,
+    pub kind: Kind,
 }
 
 /// One inode of regular file data and every path that names it.
