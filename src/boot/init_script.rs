@@ -10,7 +10,7 @@
 use super::command::combine_command;
 use super::path::{normalize, resolve};
 use super::user::{self, Identity, Tool};
-use super::{BootError, ImageEntry, ImageLookup, ImageRunConfig, DEFAULT_PATH};
+use super::{BootError, ImageEntry, ImageLookup, RunConfig, DEFAULT_PATH};
 
 /// Quotes one shell word with single quotes; a `'` becomes `'\''`. Every
 /// byte other than `'` is literal inside single quotes, newlines included.
@@ -105,7 +105,7 @@ impl Finder<'_> {
 
 /// Builds the script for `config`; also returns notes for the user.
 pub(crate) fn generate(
-    config: &ImageRunConfig,
+    config: &RunConfig,
     lookup: &dyn ImageLookup,
 ) -> Result<(InitScript, Vec<String>), BootError> {
     let mut notes = Vec::new();
@@ -326,8 +326,8 @@ mod tests {
         img
     }
 
-    fn config(argv: &[&str]) -> ImageRunConfig {
-        ImageRunConfig {
+    fn config(argv: &[&str]) -> RunConfig {
+        RunConfig {
             cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
             ..Default::default()
         }

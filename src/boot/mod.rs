@@ -26,7 +26,9 @@ mod user;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use serde::Deserialize;
+
+// How to run the image: the source reads it from the image config.
+use crate::source::RunConfig;
 
 pub use command::combine_command;
 pub use guest::static_init;
@@ -43,29 +45,10 @@ pub const MAX_READ: usize = 1 << 20;
 /// `PATH` used when the image sets none; the same default as Docker's.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The part of an OCI/Docker image config (`config` object) that says how to
-/// run the image. Deserializes straight from that object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct ImageRunConfig {
-    #[serde(rename = "Entrypoint", default)]
-    pub entrypoint: Option<Vec<String>>,
-    #[serde(rename = "Cmd", default)]
-    pub cmd: Option<Vec<String>>,
-    #[serde(rename = "Env", default)]
-    pub env: Option<Vec<String>>,
-    #[serde(rename = "WorkingDir", default)]
-    pub working_dir: Option<String>,
-    #[serde(rename = "User", default)]
-    pub user: Option<String>,
-    /// The signal that asks the command to stop (`SIGTERM` when unset).
-    #[serde(rename = "StopSignal", default)]
-    pub stop_signal: Option<String>,
-}
-
 /// What the boot stage knows of the image besides its tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BootImage {
-    pub config: ImageRunConfig,
+    pub config: RunConfig,
     /// OCI `architecture` (`amd64`, `arm64`, ...) and `variant`.
     pub architecture: String,
     pub variant: Option<String>,
@@ -299,10 +282,7 @@ pub fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
 
 /// The `/init` script for the image's Entrypoint, Cmd, Env, WorkingDir and
 /// User. Assumes the [`essentials`] are added next to it.
-pub fn generated_init(
-    config: &ImageRunConfig,
-    lookup: &dyn ImageLookup,
-) -> Result<Bytes, BootError> {
+pub fn generated_init(config: &RunConfig, lookup: &dyn ImageLookup) -> Result<Bytes, BootError> {
     let (script, _notes) = init_script::generate(config, lookup)?;
     Ok(Bytes::from(script.render()))
 }
@@ -567,7 +547,7 @@ mod tests {
     use super::*;
 
     /// An image of an architecture without a static init.
-    fn script_image(config: ImageRunConfig) -> BootImage {
+    fn script_image(config: RunConfig) -> BootImage {
         BootImage {
             config,
             architecture: "riscv64".into(),
@@ -622,7 +602,7 @@ mod tests {
     fn plan_generates_init_and_parents_come_first() {
         let mut img = MapImage::new();
         img.busybox(&["sh", "mount", "mkdir", "poweroff", "reboot", "sleep"]);
-        let cfg = ImageRunConfig {
+        let cfg = RunConfig {
             cmd: Some(vec!["sh".into()]),
             working_dir: Some("/srv/app".into()),
             ..Default::default()
@@ -727,15 +707,15 @@ mod tests {
     #[test]
     fn config_deserializes_from_image_config() {
         let json = r#"{"Env":["PATH=/bin","A=b"],"Entrypoint":null,"Cmd":["sh","-c","echo hi"],"WorkingDir":"","User":"1000:1000","Labels":{"x":"y"}}"#;
-        let cfg: ImageRunConfig = serde_json::from_str(json).unwrap();
+        let cfg: RunConfig = serde_json::from_str(json).unwrap();
         assert_eq!(cfg.entrypoint, None);
         assert_eq!(cfg.cmd.as_deref().map(<[String]>::len), Some(3));
         assert_eq!(cfg.user.as_deref(), Some("1000:1000"));
-        let empty: ImageRunConfig = serde_json::from_str("{}").unwrap();
-        assert_eq!(empty, ImageRunConfig::default());
+        let empty: RunConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, RunConfig::default());
     }
 
-    fn amd64(config: ImageRunConfig) -> BootImage {
+    fn amd64(config: RunConfig) -> BootImage {
         BootImage {
             config,
             architecture: "amd64".into(),
@@ -765,7 +745,7 @@ mod tests {
         img.dir("/etc")
             .file("/etc/passwd", 0o644, "root:x:0:0::/root:/sbin/nologin\nnonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n")
             .file("/app", 0o755, "");
-        let cfg = ImageRunConfig {
+        let cfg = RunConfig {
             entrypoint: Some(vec!["/app".into()]),
             cmd: Some(vec!["--port".into(), "80".into()]),
             user: Some("nonroot".into()),
@@ -810,7 +790,7 @@ mod tests {
         img.dir("/etc")
             .file("/etc/passwd", 0o644, "root:x:0:0::/root:/bin/sh\n");
         let with_user = |u: &str| {
-            amd64(ImageRunConfig {
+            amd64(RunConfig {
                 cmd: Some(vec!["/app".into()]),
                 user: Some(u.into()),
                 ..Default::default()
@@ -820,12 +800,7 @@ mod tests {
         assert!(matches!(err, BootError::UnknownUser(_)), "{err}");
         // A numeric uid needs no passwd entry, and no program to switch.
         plan(&BootOptions::default(), &with_user("1000:50"), &img).unwrap();
-        let err = plan(
-            &BootOptions::default(),
-            &amd64(ImageRunConfig::default()),
-            &img,
-        )
-        .unwrap_err();
+        let err = plan(&BootOptions::default(), &amd64(RunConfig::default()), &img).unwrap_err();
         assert!(matches!(err, BootError::NoCommand), "{err}");
     }
 
@@ -833,7 +808,7 @@ mod tests {
     fn other_architectures_and_sh_init_get_the_script() {
         let mut img = MapImage::new();
         img.busybox(&["sh", "mount", "mkdir", "poweroff", "reboot", "sleep"]);
-        let cfg = ImageRunConfig {
+        let cfg = RunConfig {
             cmd: Some(vec!["sh".into()]),
             ..Default::default()
         };

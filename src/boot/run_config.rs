@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::{FileXattr, ImageRunConfig};
+use super::{FileXattr, RunConfig};
 
 /// Where the archive holds the run config.
 pub const PATH: &[u8] = b"/.initramfs-stream/run.json";
@@ -70,7 +70,7 @@ struct XattrRecord<'a> {
 /// The file's bytes, and notes for attributes JSON cannot name (a path or
 /// name that is not UTF-8).
 pub(crate) fn render(
-    config: &ImageRunConfig,
+    config: &RunConfig,
     stop_timeout: u64,
     xattrs: &[FileXattr],
 ) -> (Vec<u8>, Vec<String>) {
@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn renders_every_key_and_hex_values() {
-        let config = ImageRunConfig {
+        let config = RunConfig {
             entrypoint: Some(vec!["/app".into()]),
             cmd: None,
             env: Some(vec!["A=b c".into()]),

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use hashbrown::HashMap;
 
 use crate::boot::check::{memory, Report, Subject};
-use crate::boot::{self, BootFileKind, BootOptions, ImageEntry, ImageLookup, ImageRunConfig};
+use crate::boot::{self, BootFileKind, BootOptions, ImageEntry, ImageLookup};
 use crate::cpio::{mode, NewcWriter, Record};
 use crate::exclude::Excludes;
 use crate::fs::{Kind, Meta};
@@ -21,7 +21,7 @@ use crate::layer::{self, LayerEntry, ScanLimits};
 use crate::listing::{self, ListEntry};
 use crate::output::{self, Codec, Compression};
 use crate::progress::{Pass, Progress, Reporter, Reporting};
-use crate::source::{BlobReader, ImageReference, ImageSource, LayerBlob, Platform};
+use crate::source::{BlobReader, ImageReference, ImageSource, LayerBlob, Platform, RunConfig};
 use crate::Error;
 
 /// Default bound on the number of paths, far above any real image.
@@ -283,7 +283,7 @@ impl InitramfsBuilder {
             };
             let platform = source.platform();
             let image = boot::BootImage {
-                config: run_config(&source),
+                config: source.run_config(),
                 architecture: platform.architecture,
                 variant: platform.variant,
                 xattrs,
@@ -325,7 +325,7 @@ impl InitramfsBuilder {
         }
         let mut boot_check = None;
         if let (true, Some(options)) = (self.check, &self.boot) {
-            let config = run_config(&source);
+            let config = source.run_config();
             if let Some(subject) = check_subject(options, &index, &extras, &config) {
                 let report = boot_check::run(&source, &index, &captured, &extras, subject).await?;
                 boot_check = Some(report);
@@ -381,7 +381,7 @@ fn check_subject<'a>(
     options: &BootOptions,
     index: &MergeIndex,
     extras: &[Extra],
-    config: &'a ImageRunConfig,
+    config: &'a RunConfig,
 ) -> Option<Subject<'a>> {
     if options.init == boot::InitChoice::Keep {
         return None;
@@ -839,18 +839,6 @@ fn final_xattrs(
             })
         })
         .collect()
-}
-
-fn run_config(source: &ImageSource) -> ImageRunConfig {
-    let c = source.run_config();
-    ImageRunConfig {
-        entrypoint: c.entrypoint,
-        cmd: c.cmd,
-        env: c.env,
-        working_dir: c.working_dir,
-        user: c.user,
-        stop_signal: c.stop_signal,
-    }
 }
 
 /// Checks every entry against the format's limits, before anything is

@@ -98,7 +98,7 @@ pub struct RootFs {
 }
 
 /// What a container runtime would run: the `config` object of the image config.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RunConfig {
     #[serde(default)]

@@ -40,7 +40,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::path::{normalize, resolve};
-use super::{combine_command, ImageEntry, ImageLookup, ImageRunConfig, DEFAULT_PATH};
+use super::{combine_command, ImageEntry, ImageLookup, RunConfig, DEFAULT_PATH};
 use crate::listing::escape;
 use elf::{Arch, Capture, ElfInfo, Parsed, Sparse};
 use loader::Libc;
@@ -57,7 +57,7 @@ pub trait TreeView: ImageLookup {
 pub enum Subject<'a> {
     /// The image's command (Entrypoint + Cmd, Env, WorkingDir, User): the
     /// archive's `/init` is the generated one.
-    Command(&'a ImageRunConfig),
+    Command(&'a RunConfig),
     /// `/init` itself: from `--init FILE`, `--inject` or the image.
     Init,
 }

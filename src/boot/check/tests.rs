@@ -94,8 +94,8 @@ fn debian_ls() -> MapImage {
     img
 }
 
-fn cmd(argv: &[&str]) -> ImageRunConfig {
-    ImageRunConfig {
+fn cmd(argv: &[&str]) -> RunConfig {
+    RunConfig {
         cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
         ..Default::default()
     }
@@ -193,7 +193,7 @@ fn program_lookup() {
         "{err}"
     );
     // Relative paths start at WorkingDir.
-    let cfg = ImageRunConfig {
+    let cfg = RunConfig {
         working_dir: Some("/usr".into()),
         ..cmd(&["bin/ls"])
     };
@@ -202,7 +202,7 @@ fn program_lookup() {
         "/usr/bin/ls"
     );
     // The image's PATH replaces the default.
-    let cfg = ImageRunConfig {
+    let cfg = RunConfig {
         env: Some(vec!["PATH=/opt".into()]),
         ..cmd(&["ls"])
     };
@@ -256,7 +256,7 @@ fn users() {
         ("nobody", false),
         ("app:staff", false),
     ] {
-        let cfg = ImageRunConfig {
+        let cfg = RunConfig {
             user: Some(user.into()),
             ..cmd(&["ls"])
         };
