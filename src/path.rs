@@ -5,6 +5,8 @@
 
 /// The kernel skips names and symlink targets longer than this (PATH_MAX - 1).
 pub const MAX_NAME_LEN: usize = 4095;
+/// Symlinks one lookup may follow before it fails, as in Linux (ELOOP).
+pub const MAX_SYMLINKS: usize = 40;
 
 /// Splits a tar path into components, dropping empty ones and `.`, and
 /// resolving `..` lexically with the root as a floor, as umoci's CleanPath

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{BootError, BootFile, BootFileKind, ImageEntry, ImageLookup};
+use crate::path::MAX_SYMLINKS;
 
-/// The same limit as Linux's.
-const MAX_SYMLINKS: usize = 40;
+use super::{BootError, BootFile, BootFileKind, ImageEntry, ImageLookup};
 
 pub(crate) fn parent(path: &[u8]) -> &[u8] {
     match path.iter().rposition(|&b| b == b'/') {

@@ -30,7 +30,7 @@ use hashbrown::HashMap;
 
 use crate::fs::{Kind, Meta};
 use crate::layer::LayerEntry;
-use crate::path::{self, MAX_NAME_LEN};
+use crate::path::{self, MAX_NAME_LEN, MAX_SYMLINKS};
 
 /// The layer number used for content that does not come from a layer
 /// (generated /init, injected files). It sorts after every real layer.
@@ -58,8 +58,6 @@ pub enum IndexError {
 
 type NodeId = u32;
 const ROOT: NodeId = 0;
-/// Linux follows at most 40 symlinks in one lookup; SecureJoin 255.
-const MAX_SYMLINKS: usize = 255;
 
 /// A node of the tree. Not [`Kind`]: a directory holds its children here,
 /// a file where its bytes are, and a freed slot is `Removed`; hardlinks
