@@ -1,5 +1,5 @@
 //! The filesystem vocabulary every stage shares: what an entry of the image
-//! is ([`Kind`]) and who owns it ([`Meta`]). Paths, their limits and their
+//! is ([`Kind`]), who owns it ([`Meta`]), and both together ([`Entry`]). Paths, their limits and their
 //! display live in [`crate::path`].
 //!
 //! Invariants: `Meta::mode` holds permission bits only (`0o7777`), never
@@ -42,4 +42,24 @@ pub enum Kind {
         minor: u32,
     },
     Fifo,
+}
+
+/// An entry as a later stage asks about it: what it is and who owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: Kind,
+    pub meta: Meta,
+}
+
+impl Entry {
+    /// An entry owned by root (0:0) at time 0 with these permission bits.
+    pub fn root(kind: Kind, mode: u32) -> Entry {
+        Entry {
+            kind,
+            meta: Meta {
+                mode,
+                ..Meta::default()
+            },
+        }
+    }
 }

@@ -22,6 +22,9 @@
 //! 5. **output**: compress (gzip, zstd or none) into any async writer or
 //!    into a file that appears atomically.
 //!
+//! Every stage speaks of files in the same words: [`fs`] says what an entry
+//! is and who owns it, [`path`] how a name is normalised, bounded and shown.
+//!
 //! Memory grows with the number of paths in the image, not with its size.
 //!
 //! ```no_run

@@ -10,7 +10,8 @@
 use super::command::combine_command;
 use super::path::{normalize, resolve};
 use super::user::{self, Identity, Tool};
-use super::{BootError, ImageEntry, ImageLookup, RunConfig, DEFAULT_PATH};
+use super::{BootError, ImageLookup, RunConfig, DEFAULT_PATH};
+use crate::fs::{Entry, Kind};
 
 /// Quotes one shell word with single quotes; a `'` becomes `'\''`. Every
 /// byte other than `'` is literal inside single quotes, newlines included.
@@ -84,7 +85,10 @@ impl Finder<'_> {
     fn executable(&self, path: &str) -> Result<Option<Vec<u8>>, BootError> {
         let resolved = resolve(self.lookup, path.as_bytes(), true)?;
         Ok(match self.lookup.entry(&resolved) {
-            Some(ImageEntry::File { mode, .. }) if mode & 0o111 != 0 => Some(resolved),
+            Some(Entry {
+                kind: Kind::File { .. },
+                meta,
+            }) if meta.mode & 0o111 != 0 => Some(resolved),
             _ => None,
         })
     }
@@ -178,7 +182,9 @@ pub(crate) fn generate(
     let mut missing_workdir = None;
     let resolved_workdir = resolve(lookup, workdir.as_bytes(), true)?;
     match lookup.entry(&resolved_workdir) {
-        Some(ImageEntry::Dir { .. }) => {}
+        Some(Entry {
+            kind: Kind::Dir, ..
+        }) => {}
         None => missing_workdir = Some(workdir.clone()),
         Some(_) => notes.push(format!("image WorkingDir {workdir} is not a directory")),
     }
@@ -250,8 +256,8 @@ fn prologue(finder: &Finder<'_>, lookup: &dyn ImageLookup) -> Result<String, Boo
     let usable = |p: &str| -> Result<bool, BootError> {
         let r = resolve(lookup, p.as_bytes(), true)?;
         Ok(matches!(
-            lookup.entry(&r),
-            None | Some(ImageEntry::Dir { .. })
+            lookup.entry(&r).map(|e| e.kind),
+            None | Some(Kind::Dir)
         ))
     };
     for (fstype, options, point) in [

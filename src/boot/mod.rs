@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 // How to run the image: the source reads it from the image config.
+use crate::fs::{Entry, Kind};
 use crate::source::RunConfig;
 
 pub use command::combine_command;
@@ -66,42 +67,23 @@ pub struct FileXattr {
     pub value: Vec<u8>,
 }
 
-/// One entry of the merged image, as stored (a final symlink not followed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageEntry {
-    Dir {
-        mode: u32,
-    },
-    /// A regular file (or a hardlink to one). `mode` holds the permission bits.
-    File {
-        mode: u32,
-        size: u64,
-    },
-    Symlink {
-        target: Vec<u8>,
-    },
-    CharDev {
-        major: u32,
-        minor: u32,
-    },
-    /// Block devices, fifos, sockets.
-    Other,
-}
-
 /// Questions the boot stage asks about the merged image.
 pub trait ImageLookup {
-    /// The winning entry at `path` (absolute, normalised, no trailing slash;
+    /// The winning entry at `path`, as stored (a final symlink not
+    /// followed; a hardlink is a file) (absolute, normalised, no trailing slash;
     /// `/` for the root), or `None` when the merged image has nothing there.
     /// Intermediate components are taken literally: this module resolves
     /// symlinks itself and only asks for paths that are real in the image.
-    fn entry(&self, path: &[u8]) -> Option<ImageEntry>;
+    fn entry(&self, path: &[u8]) -> Option<Entry>;
 
     /// The content of a regular file at `path` if it is at most [`MAX_READ`]
     /// bytes. Only paths in [`FILES_READ`] (or what they resolve to) are asked.
     fn read(&self, path: &[u8]) -> Option<Vec<u8>>;
 }
 
-/// What to put at a path of the archive.
+/// What to put at a path of the archive. Not [`Kind`]: it says where a
+/// file's bytes come from (in memory, or a host file read when the archive
+/// is written); [`BootFile::entry`] is the one conversion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootFileKind {
     Regular {
@@ -142,6 +124,25 @@ impl BootFile {
             path: path.to_vec(),
             kind: BootFileKind::Dir { mode },
         }
+    }
+
+    /// This file as an entry of the image, owned by root.
+    pub fn entry(&self) -> Entry {
+        let kind = match &self.kind {
+            BootFileKind::Regular { content, .. } => Kind::File {
+                size: content.len() as u64,
+            },
+            BootFileKind::HostFile { size, .. } => Kind::File { size: *size },
+            BootFileKind::Dir { .. } => Kind::Dir,
+            BootFileKind::Symlink { target } => Kind::Symlink {
+                target: target.clone(),
+            },
+            BootFileKind::CharDev { major, minor, .. } => Kind::CharDevice {
+                major: *major,
+                minor: *minor,
+            },
+        };
+        Entry::root(kind, self.mode())
     }
 
     /// Permission bits (with setuid/setgid/sticky) of this entry.
@@ -258,7 +259,10 @@ pub fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
             out.push(BootFile::dir(path, mode));
         }
     }
-    let dev_is_dir = matches!(lookup.entry(b"/dev"), None | Some(ImageEntry::Dir { .. }));
+    let dev_is_dir = matches!(
+        lookup.entry(b"/dev").map(|e| e.kind),
+        None | Some(Kind::Dir)
+    );
     if dev_is_dir {
         for (path, major, minor, mode) in [
             (&b"/dev/console"[..], 5, 1, 0o600),
@@ -266,8 +270,8 @@ pub fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
         ] {
             // `docker export` leaves an empty regular file at /dev/console:
             // replace anything that is not the right device.
-            let ok = matches!(lookup.entry(path),
-                Some(ImageEntry::CharDev { major: a, minor: b }) if a == major && b == minor);
+            let ok = matches!(lookup.entry(path).map(|e| e.kind),
+                Some(Kind::CharDevice { major: a, minor: b }) if a == major && b == minor);
             if !ok {
                 out.push(BootFile {
                     path: path.to_vec(),
@@ -317,7 +321,7 @@ pub fn plan(
     let image_init = path::resolve(lookup, b"/init", true)
         .ok()
         .and_then(|p| lookup.entry(&p))
-        .is_some_and(|e| matches!(e, ImageEntry::File { .. }));
+        .is_some_and(|e| matches!(e.kind, Kind::File { .. }));
 
     let mut applies_xattrs = false;
     match &options.init {
@@ -481,7 +485,7 @@ pub(crate) mod testing {
     /// An in-memory merged image for unit tests.
     #[derive(Default)]
     pub struct MapImage {
-        pub entries: BTreeMap<Vec<u8>, ImageEntry>,
+        pub entries: BTreeMap<Vec<u8>, Entry>,
         pub contents: BTreeMap<Vec<u8>, Vec<u8>>,
     }
 
@@ -493,16 +497,18 @@ pub(crate) mod testing {
         }
         pub fn dir(&mut self, p: &str) -> &mut Self {
             self.entries
-                .insert(p.as_bytes().to_vec(), ImageEntry::Dir { mode: 0o755 });
+                .insert(p.as_bytes().to_vec(), Entry::root(Kind::Dir, 0o755));
             self
         }
         pub fn file(&mut self, p: &str, mode: u32, content: &str) -> &mut Self {
             self.entries.insert(
                 p.as_bytes().to_vec(),
-                ImageEntry::File {
+                Entry::root(
+                    Kind::File {
+                        size: content.len() as u64,
+                    },
                     mode,
-                    size: content.len() as u64,
-                },
+                ),
             );
             self.contents
                 .insert(p.as_bytes().to_vec(), content.as_bytes().to_vec());
@@ -511,13 +517,16 @@ pub(crate) mod testing {
         pub fn link(&mut self, p: &str, target: &str) -> &mut Self {
             self.entries.insert(
                 p.as_bytes().to_vec(),
-                ImageEntry::Symlink {
-                    target: target.as_bytes().to_vec(),
-                },
+                Entry::root(
+                    Kind::Symlink {
+                        target: target.as_bytes().to_vec(),
+                    },
+                    0o777,
+                ),
             );
             self
         }
-        pub fn put(&mut self, p: &str, e: ImageEntry) -> &mut Self {
+        pub fn put(&mut self, p: &str, e: Entry) -> &mut Self {
             self.entries.insert(p.as_bytes().to_vec(), e);
             self
         }
@@ -532,7 +541,7 @@ pub(crate) mod testing {
     }
 
     impl ImageLookup for MapImage {
-        fn entry(&self, path: &[u8]) -> Option<ImageEntry> {
+        fn entry(&self, path: &[u8]) -> Option<Entry> {
             self.entries.get(path).cloned()
         }
         fn read(&self, path: &[u8]) -> Option<Vec<u8>> {
@@ -566,7 +575,10 @@ mod tests {
     fn essentials_only_what_is_missing() {
         let mut img = MapImage::new();
         img.dir("/proc").dir("/dev").link("/run", "/var/run");
-        img.put("/dev/null", ImageEntry::CharDev { major: 1, minor: 3 });
+        img.put(
+            "/dev/null",
+            Entry::root(Kind::CharDevice { major: 1, minor: 3 }, 0o666),
+        );
         img.file("/dev/console", 0o644, "");
         let got = essentials(&img);
         assert_eq!(paths(&got), ["/dev/console", "/sys", "/tmp"]);

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::fs::{Entry, Kind};
 use crate::path::MAX_SYMLINKS;
 
-use super::{BootError, BootFile, BootFileKind, ImageEntry, ImageLookup};
+use super::{BootError, BootFile, BootFileKind, ImageLookup};
 
 pub(crate) fn parent(path: &[u8]) -> &[u8] {
     match path.iter().rposition(|&b| b == b'/') {
@@ -63,7 +64,10 @@ pub(crate) fn resolve(
         let candidate = assemble(&done, Some(&c));
         let last = todo.is_empty();
         match lookup.entry(&candidate) {
-            Some(ImageEntry::Symlink { target }) if follow_last || !last => {
+            Some(Entry {
+                kind: Kind::Symlink { target },
+                ..
+            }) if follow_last || !last => {
                 links += 1;
                 if links > MAX_SYMLINKS {
                     return Err(BootError::SymlinkLoop(crate::path::display(path)));
@@ -105,25 +109,10 @@ struct Overlay<'a> {
 }
 
 impl ImageLookup for Overlay<'_> {
-    fn entry(&self, path: &[u8]) -> Option<ImageEntry> {
-        match self.planned.get(path).map(|f| &f.kind) {
+    fn entry(&self, path: &[u8]) -> Option<Entry> {
+        match self.planned.get(path) {
             None => self.image.entry(path),
-            Some(BootFileKind::Dir { mode }) => Some(ImageEntry::Dir { mode: *mode }),
-            Some(BootFileKind::Symlink { target }) => Some(ImageEntry::Symlink {
-                target: target.clone(),
-            }),
-            Some(BootFileKind::CharDev { major, minor, .. }) => Some(ImageEntry::CharDev {
-                major: *major,
-                minor: *minor,
-            }),
-            Some(BootFileKind::Regular { mode, content }) => Some(ImageEntry::File {
-                mode: *mode,
-                size: content.len() as u64,
-            }),
-            Some(BootFileKind::HostFile { mode, size, .. }) => Some(ImageEntry::File {
-                mode: *mode,
-                size: *size,
-            }),
+            Some(file) => Some(file.entry()),
         }
     }
     fn read(&self, path: &[u8]) -> Option<Vec<u8>> {
@@ -165,7 +154,9 @@ pub(crate) fn place(
                         },
                     );
                 }
-                Some(ImageEntry::Dir { .. }) => {}
+                Some(Entry {
+                    kind: Kind::Dir, ..
+                }) => {}
                 Some(_) => {
                     return Err(BootError::NotADirectory {
                         path: crate::path::display(&file.path),

@@ -12,7 +12,7 @@ use super::{open_layer, Extra, TreeLookup};
 use crate::boot::check::{
     self, elf::Arch, elf::Sparse, Contents, Outcome, Report, Request, Subject,
 };
-use crate::boot::{ImageEntry, ImageLookup};
+use crate::boot::ImageLookup;
 use crate::fs::Kind;
 use crate::index::{MergeIndex, EXTRA_LAYER};
 use crate::layer::LayerReader;
@@ -29,7 +29,7 @@ struct View<'a> {
 }
 
 impl ImageLookup for View<'_> {
-    fn entry(&self, path: &[u8]) -> Option<ImageEntry> {
+    fn entry(&self, path: &[u8]) -> Option<crate::fs::Entry> {
         self.tree.entry(path)
     }
     fn read(&self, path: &[u8]) -> Option<Vec<u8>> {

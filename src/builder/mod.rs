@@ -12,10 +12,10 @@ use bytes::Bytes;
 use hashbrown::HashMap;
 
 use crate::boot::check::{memory, Report, Subject};
-use crate::boot::{self, BootFileKind, BootOptions, ImageEntry, ImageLookup};
+use crate::boot::{self, BootFileKind, BootOptions, ImageLookup};
 use crate::cpio::{mode, NewcWriter, Record};
 use crate::exclude::Excludes;
-use crate::fs::{Kind, Meta};
+use crate::fs::{Entry, Kind, Meta};
 use crate::index::{ContentRef, FileGroup, MergeIndex, Plan, PlanEntry, EXTRA_LAYER};
 use crate::layer::{self, LayerEntry, ScanLimits};
 use crate::listing::{self, ListEntry};
@@ -801,17 +801,11 @@ struct TreeLookup<'a> {
 }
 
 impl ImageLookup for TreeLookup<'_> {
-    fn entry(&self, path: &[u8]) -> Option<ImageEntry> {
+    fn entry(&self, path: &[u8]) -> Option<Entry> {
         let e = self.index.lookup(path)?;
-        Some(match e.kind {
-            Kind::Dir => ImageEntry::Dir { mode: e.meta.mode },
-            Kind::File { size } => ImageEntry::File {
-                mode: e.meta.mode,
-                size,
-            },
-            Kind::Symlink { target } => ImageEntry::Symlink { target },
-            Kind::CharDevice { major, minor } => ImageEntry::CharDev { major, minor },
-            _ => ImageEntry::Other,
+        Some(Entry {
+            kind: e.kind,
+            meta: e.meta,
         })
     }
 

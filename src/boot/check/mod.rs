@@ -40,7 +40,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::path::{normalize, resolve};
-use super::{combine_command, ImageEntry, ImageLookup, RunConfig, DEFAULT_PATH};
+use super::{combine_command, ImageLookup, RunConfig, DEFAULT_PATH};
+use crate::fs::{Entry, Kind};
 use crate::listing::escape;
 use elf::{Arch, Capture, ElfInfo, Parsed, Sparse};
 use loader::Libc;
@@ -297,7 +298,11 @@ impl Run<'_> {
         let Ok(real) = resolve(self.view, path, true) else {
             return Some(None);
         };
-        let Some(ImageEntry::File { size, .. }) = self.view.entry(&real) else {
+        let Some(Entry {
+            kind: Kind::File { size },
+            ..
+        }) = self.view.entry(&real)
+        else {
             return Some(None);
         };
         let len = size.min(MAX_TEXT);
@@ -376,12 +381,12 @@ impl Run<'_> {
 
     /// Why `path` (already resolved) cannot be executed, if it cannot.
     fn not_executable(&self, real: &[u8]) -> Option<String> {
-        match self.view.entry(real) {
-            Some(ImageEntry::File { mode, .. }) if mode & 0o111 != 0 => None,
-            Some(ImageEntry::File { mode, .. }) => {
+        match self.view.entry(real).map(|e| (e.kind, e.meta.mode)) {
+            Some((Kind::File { .. }, mode)) if mode & 0o111 != 0 => None,
+            Some((Kind::File { .. }, mode)) => {
                 Some(format!("is not executable (mode {:04o})", mode & 0o7777))
             }
-            Some(ImageEntry::Dir { .. }) => Some("is a directory".into()),
+            Some((Kind::Dir, _)) => Some("is a directory".into()),
             Some(_) => Some("is not a regular file".into()),
             None => Some("does not exist in the image".into()),
         }
@@ -723,7 +728,10 @@ impl Run<'_> {
             let Ok(real) = resolve(self.view, candidate, true) else {
                 continue;
             };
-            if !matches!(self.view.entry(&real), Some(ImageEntry::File { .. })) {
+            if !matches!(
+                self.view.entry(&real).map(|e| e.kind),
+                Some(Kind::File { .. })
+            ) {
                 continue;
             }
             match self.parsed(&real) {

@@ -68,10 +68,12 @@ fn mirror(img: &mut MapImage, path: &str) {
             let bytes = std::fs::read(&at).unwrap();
             img.entries.insert(
                 key.clone().into_bytes(),
-                ImageEntry::File {
-                    mode: 0o755,
-                    size: bytes.len() as u64,
-                },
+                Entry::root(
+                    Kind::File {
+                        size: bytes.len() as u64,
+                    },
+                    0o755,
+                ),
             );
             img.contents.insert(key.into_bytes(), bytes);
         }
@@ -137,7 +139,7 @@ fn missing_library_names_it_and_the_directories() {
 fn missing_loader() {
     let mut img = debian_ls();
     img.entries.retain(|k, v| {
-        !(k.ends_with(b"/ld-linux-x86-64.so.2") && matches!(v, ImageEntry::File { .. }))
+        !(k.ends_with(b"/ld-linux-x86-64.so.2") && matches!(v.kind, Kind::File { .. }))
     });
     let err = run(&img, Subject::Command(&cmd(&["ls"]))).unwrap_err();
     assert!(
@@ -272,10 +274,12 @@ fn init_itself_and_foreign_machines() {
     arm.resize(64, 0);
     img.entries.insert(
         b"/init".to_vec(),
-        ImageEntry::File {
-            mode: 0o755,
-            size: arm.len() as u64,
-        },
+        Entry::root(
+            Kind::File {
+                size: arm.len() as u64,
+            },
+            0o755,
+        ),
     );
     img.contents.insert(b"/init".to_vec(), arm);
     let err = run(&img, Subject::Init).unwrap_err();
