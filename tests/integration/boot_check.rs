@@ -6,7 +6,7 @@
 //! 70 % of it. Boots pass on a marker line the guest computes, never on
 //! QEMU's exit status.
 
-mod boot_support;
+use crate::boot_support;
 
 use std::fs;
 use std::io::Write;
