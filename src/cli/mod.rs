@@ -227,6 +227,77 @@ fn excludes(cli: &Cli) -> Result<Excludes> {
 }
 
 pub async fn run(cli: &Cli) -> Result<()> {
+    run_image(cli).await.map_err(with_flag_hint)
+}
+
+/// The failure with the option that would help, for the failures of the
+/// image source an option can do something about.
+fn with_flag_hint(e: anyhow::Error) -> anyhow::Error {
+    use initramfs_stream::source::{SourceError, TransportKind};
+    let Some(source) = source_error(&e) else {
+        return e;
+    };
+    let hint = match source {
+        SourceError::MemoryLimit { what, limit } => {
+            return anyhow::anyhow!(
+                "{what}: the stream is larger than --memory-limit ({}, held compressed); \
+                 raise it, or give the archive as a file",
+                initramfs_stream::human_bytes(*limit)
+            )
+        }
+        SourceError::Transport {
+            kind: TransportKind::NotTls,
+            ..
+        } => "is it a plain-HTTP registry? then use --plain-http",
+        SourceError::Transport {
+            kind: TransportKind::Certificate,
+            ..
+        } => "trust its CA with --ca-file, or skip verification with --insecure",
+        SourceError::Auth(auth) => match &auth.tried {
+            Some(tried) if tried.from.is_none() => "given with --username and --password-stdin",
+            Some(_) => return e,
+            None => "give them with --username and --password-stdin",
+        },
+        SourceError::CaFile { .. } => "the file given with --ca-file",
+        SourceError::HalfCredential => "--username and --password-stdin go together",
+        _ => return e,
+    };
+    anyhow::anyhow!("{} ({hint})", one_line(&e))
+}
+
+/// The image source's error behind a failure, wherever it was wrapped: in
+/// the library's `Error`, or in an I/O error of a layer stream.
+fn source_error(e: &anyhow::Error) -> Option<&initramfs_stream::source::SourceError> {
+    use initramfs_stream::source::SourceError;
+    e.chain().find_map(|cause| {
+        if let Some(initramfs_stream::Error::Source(s)) =
+            cause.downcast_ref::<initramfs_stream::Error>()
+        {
+            return Some(s);
+        }
+        if let Some(s) = cause.downcast_ref::<SourceError>() {
+            return Some(s);
+        }
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<SourceError>())
+    })
+}
+
+/// The error chain on one line, outermost first, without repeats.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+async fn run_image(cli: &Cli) -> Result<()> {
     let started = Instant::now();
     let image = cli.image.as_deref().unwrap_or_default();
     let reference = image_reference(image, &cli.registry)?;

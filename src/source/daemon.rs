@@ -100,7 +100,10 @@ impl Engine {
                 .to_string(),
             _ => e.to_string(),
         };
-        SourceError::new(format!("cannot reach {}: {why}", self.describe()))
+        SourceError::io(
+            format!("cannot reach {}", self.describe()),
+            std::io::Error::new(e.kind(), why),
+        )
     }
 
     /// A small answer: its status and body.
@@ -325,7 +328,7 @@ impl Reread for Export {
         tokio::spawn(async move {
             let result = member(&engine, &id, &name, size, &tx).await;
             if let Err(e) = result {
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                let _ = tx.send(Err(e.into_io())).await;
             }
         });
         Ok(Box::new(ChannelReader::new(rx)))
@@ -341,7 +344,7 @@ async fn member(
     tx: &mpsc::Sender<std::io::Result<Bytes>>,
 ) -> Result<(), SourceError> {
     let what = format!("{} (image {id})", engine.describe());
-    let io = |e: std::io::Error| SourceError::new(format!("{what}: {e}"));
+    let io = |e: std::io::Error| SourceError::io(&what, e);
     let stream = engine.export(id).await?;
     let mut archive = tokio_tar::Archive::new(tokio::io::BufReader::new(stream));
     let mut entries = archive.entries().map_err(io)?;

@@ -84,15 +84,16 @@ impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
                 let new = &buf.filled()[before..];
                 if new.is_empty() && !this.done && buf.remaining() > 0 {
                     this.done = true;
-                    let got = hex::encode(std::mem::take(&mut this.hasher).finalize());
-                    if got != this.expected.hex {
-                        return Poll::Ready(Err(std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!(
-                                "{}: digest mismatch: expected {}, got sha256:{got}",
-                                this.what, this.expected
-                            ),
-                        )));
+                    let got = Digest {
+                        hex: hex::encode(std::mem::take(&mut this.hasher).finalize()),
+                    };
+                    if got != this.expected {
+                        let e = super::SourceError::Digest {
+                            what: std::mem::take(&mut this.what),
+                            expected: this.expected.clone(),
+                            got,
+                        };
+                        return Poll::Ready(Err(e.into_io()));
                     }
                 } else {
                     this.hasher.update(new);

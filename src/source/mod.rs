@@ -14,6 +14,7 @@
 mod credentials;
 mod daemon;
 mod digest;
+mod error;
 mod held;
 mod reference;
 pub mod registry;
@@ -24,6 +25,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use digest::{Digest, VerifyingReader};
+pub use error::{AuthError, SourceError, TransportKind, Tried};
 pub use reference::RegistryImage;
 pub use registry::RegistryOptions;
 pub use spec::{ImageConfig, Platform, RunConfig};
@@ -31,17 +33,6 @@ pub use store::BlobReader;
 
 use spec::{Descriptor, Document, Index, Manifest, MAX_DOCUMENT_SIZE};
 use store::Store;
-
-/// A failure to find or read an image; the message names the file or blob.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(String);
-
-impl SourceError {
-    pub fn new(msg: impl Into<String>) -> Self {
-        SourceError(msg.into())
-    }
-}
 
 /// Where an image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,10 +106,11 @@ impl ImageReference {
             {
                 match rest.strip_prefix("//").filter(|_| t == "docker") {
                     Some(name) => Self::registry(name, s),
-                    None if t == "docker" => Err(SourceError::new(format!(
-                        "'{s}': a registry image is docker://NAME or just NAME"
+                    None if t == "docker" => Err(SourceError::Reference(format!(
+                        "'{}': a registry image is docker://NAME or just NAME",
+                        esc(s)
                     ))),
-                    None => Err(SourceError::new(format!(
+                    None => Err(SourceError::Reference(format!(
                         "'{}': the {t}: transport is not supported; use a registry NAME[:TAG], \
                          oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] \
                          or docker-daemon:NAME[:TAG]",
@@ -136,7 +128,7 @@ impl ImageReference {
                 image,
                 options: RegistryOptions::default(),
             }),
-            Err(e) => Err(SourceError::new(format!(
+            Err(e) => Err(SourceError::Reference(format!(
                 "{}; '{}' is neither a registry image NAME[:TAG][@DIGEST] nor \
                  oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] \
                  or docker-daemon:NAME[:TAG]",
@@ -272,6 +264,13 @@ impl ImageSource {
                 registry::resolve(reference, &image, &options, platform).await
             }
         }
+    }
+
+    /// Tells the source that `layer` will not be opened again, so bytes
+    /// kept for it (a pulled blob held between the passes) are freed now
+    /// rather than when the source is dropped.
+    pub fn layer_done(&self, layer: &LayerBlob) {
+        self.store.release(&layer.location);
     }
 
     /// A stream of the layer's stored bytes. When the image gives the blob's
@@ -429,9 +428,11 @@ async fn read_blob(store: &Store, desc: &Descriptor, what: &str) -> Result<Vec<u
         .await?;
     let got = Digest::of(&bytes);
     if got != digest {
-        return Err(SourceError::new(format!(
-            "{what}: digest mismatch: expected {digest}, got {got}"
-        )));
+        return Err(SourceError::Digest {
+            what: what.to_string(),
+            expected: digest,
+            got,
+        });
     }
     // Right bytes, wrong descriptor: refused as a layer's would be.
     if bytes.len() as u64 != desc.size {
@@ -462,12 +463,13 @@ async fn resolve_oci(
     let bytes = store
         .read_document("index.json", MAX_DOCUMENT_SIZE)
         .await
-        .map_err(|e| SourceError::new(format!("{reference}: not an OCI image layout: {e}")))?;
-    let index: Index = serde_json::from_slice(&bytes).map_err(|e| {
-        SourceError::new(format!(
-            "{reference}: invalid index.json: {}",
-            esc(&e.to_string())
-        ))
+        .map_err(|e| SourceError::Document {
+            what: format!("{reference}"),
+            reason: format!("not an OCI image layout: {e}"),
+        })?;
+    let index: Index = serde_json::from_slice(&bytes).map_err(|e| SourceError::Document {
+        what: format!("{reference}: index.json"),
+        reason: format!("invalid JSON: {}", esc(&e.to_string())),
     })?;
 
     let mut desc = select_tag(&index, tag, &reference)?;
@@ -581,12 +583,11 @@ async fn image_from_manifest(
         )));
     }
     let config_bytes = read_blob(&store, &manifest.config, &what).await?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-        SourceError::new(format!(
-            "{what}: invalid image config: {}",
-            esc(&e.to_string())
-        ))
-    })?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|e| SourceError::Document {
+            what: what.clone(),
+            reason: format!("invalid image config: {}", esc(&e.to_string())),
+        })?;
     let diff_ids = parse_diff_ids(&config, manifest.layers.len(), &reference)?;
 
     let mut layers = Vec::with_capacity(manifest.layers.len());
@@ -658,13 +659,15 @@ async fn resolve_docker_archive(
     let bytes = store
         .read_document("manifest.json", MAX_DOCUMENT_SIZE)
         .await
-        .map_err(|e| SourceError::new(format!("{reference}: not a docker archive: {e}")))?;
-    let entries: Vec<spec::DockerArchiveEntry> = serde_json::from_slice(&bytes).map_err(|e| {
-        SourceError::new(format!(
-            "{reference}: invalid manifest.json: {}",
-            esc(&e.to_string())
-        ))
-    })?;
+        .map_err(|e| SourceError::Document {
+            what: format!("{reference}"),
+            reason: format!("not a docker archive: {e}"),
+        })?;
+    let entries: Vec<spec::DockerArchiveEntry> =
+        serde_json::from_slice(&bytes).map_err(|e| SourceError::Document {
+            what: format!("{reference}: manifest.json"),
+            reason: format!("invalid JSON: {}", esc(&e.to_string())),
+        })?;
     let entry = select_docker_entry(&entries, name, &reference)?;
     let config_bytes = store
         .read_document(&entry.config, MAX_DOCUMENT_SIZE)
@@ -679,19 +682,18 @@ async fn resolve_docker_archive(
     });
     if let Some(named) = named.and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok()) {
         if named != config_digest {
-            return Err(SourceError::new(format!(
-                "{reference}: config {}: digest mismatch: expected {named}, got {config_digest}",
-                esc(&entry.config)
-            )));
+            return Err(SourceError::Digest {
+                what: format!("{reference}: config {}", esc(&entry.config)),
+                expected: named,
+                got: config_digest,
+            });
         }
     }
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-        SourceError::new(format!(
-            "{reference}: {}: invalid image config: {}",
-            esc(&entry.config),
-            esc(&e.to_string())
-        ))
-    })?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|e| SourceError::Document {
+            what: format!("{reference}: {}", esc(&entry.config)),
+            reason: format!("invalid image config: {}", esc(&e.to_string())),
+        })?;
     let diff_ids = parse_diff_ids(&config, entry.layers.len(), &reference)?;
     let mut layers = Vec::with_capacity(entry.layers.len());
     for (index, location) in entry.layers.iter().enumerate() {
