@@ -472,25 +472,64 @@ async fn resolve_oci(
         reason: format!("invalid JSON: {}", esc(&e.to_string())),
     })?;
 
-    let mut desc = select_tag(&index, tag, &reference)?;
-    let want = platform.cloned().unwrap_or_else(host_platform);
-    for depth in 0.. {
-        if depth > MAX_INDEX_DEPTH {
-            return Err(SourceError::new(format!(
-                "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
-            )));
+    let first = select_tag(&index, tag, &reference)?;
+    let fetch = |desc: Descriptor| {
+        let (store, reference) = (&store, &reference);
+        async move {
+            let what = format!("{reference}: manifest {}", esc(&desc.digest));
+            let bytes = read_blob(store, &desc, &what).await?;
+            // read_blob parsed it already.
+            let digest = Digest::parse(&desc.digest).map_err(SourceError::Internal)?;
+            Ok(Fetched {
+                bytes,
+                media_type: desc.media_type,
+                digest,
+            })
         }
-        let what = format!("{reference}: manifest {}", esc(&desc.digest));
-        let bytes = read_blob(&store, &desc, &what).await?;
-        match spec::parse_document(&bytes, &desc.media_type, &what).map_err(SourceError::new)? {
-            Document::Index(index) => desc = select_platform(&index, &want, &reference)?,
-            Document::Manifest(manifest) => {
-                let manifest_digest = Digest::parse(&desc.digest).ok();
-                return image_from_manifest(store, reference, manifest, manifest_digest).await;
+    };
+    let first = fetch(first).await?;
+    let (manifest, digest) = resolve_manifest(&reference, platform, first, fetch).await?;
+    image_from_manifest(store, reference, manifest, Some(digest)).await
+}
+
+/// A manifest or an index as read and verified.
+pub(crate) struct Fetched {
+    pub bytes: Vec<u8>,
+    /// As the descriptor or the server gives it; may be empty.
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+/// From an image's first document to its manifest, for every source that
+/// has indexes (OCI layouts and archives, registries): an index or a
+/// manifest list is followed to its entry for `platform` (the host's when
+/// none is given), at most `MAX_INDEX_DEPTH` deep, which also ends cycles.
+/// `fetch` reads the document a descriptor names and checks its digest.
+pub(crate) async fn resolve_manifest<F, Fut>(
+    reference: &ImageReference,
+    platform: Option<&Platform>,
+    mut doc: Fetched,
+    mut fetch: F,
+) -> Result<(Manifest, Digest), SourceError>
+where
+    F: FnMut(Descriptor) -> Fut,
+    Fut: std::future::Future<Output = Result<Fetched, SourceError>>,
+{
+    let want = platform.cloned().unwrap_or_else(host_platform);
+    for depth in 0..=MAX_INDEX_DEPTH {
+        let what = format!("{reference}: manifest {}", doc.digest);
+        match spec::parse_document(&doc.bytes, &doc.media_type, &what).map_err(SourceError::new)? {
+            Document::Manifest(manifest) => return Ok((manifest, doc.digest)),
+            Document::Index(index) if depth < MAX_INDEX_DEPTH => {
+                let desc = select_platform(&index, &want, reference)?;
+                doc = fetch(desc).await?;
             }
+            Document::Index(_) => break,
         }
     }
-    unreachable!("the loop returns or fails within MAX_INDEX_DEPTH")
+    Err(SourceError::new(format!(
+        "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
+    )))
 }
 
 fn select_tag(

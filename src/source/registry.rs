@@ -33,11 +33,12 @@ use super::credentials::{self, Credential};
 use super::error::TransportKind;
 use super::error::{AuthError, Tried};
 use super::reference::{RegistryImage, DOCKER_HUB};
-use super::spec::{self, Document, Manifest, MAX_DOCUMENT_SIZE};
+use super::spec::Descriptor;
+use super::spec::{self, Manifest, MAX_DOCUMENT_SIZE};
 use super::store::{BlobReader, RemoteBlobs, Store};
 use super::{
-    esc, host_platform, image_from_manifest, select_platform, Digest, ImageReference, ImageSource,
-    Platform, SourceError, MAX_INDEX_DEPTH,
+    esc, image_from_manifest, resolve_manifest, Digest, Fetched, ImageReference, ImageSource,
+    Platform, SourceError,
 };
 use crate::channel_reader::ChannelReader;
 
@@ -115,38 +116,36 @@ pub(super) async fn resolve(
 ) -> Result<ImageSource, SourceError> {
     let client = Arc::new(Client::new(image, options).await?);
     client.authorize().await?;
-    let want = platform.cloned().unwrap_or_else(host_platform);
-    let (mut bytes, mut media_type) = client
+    let (bytes, media_type) = client
         .manifest(&image.manifest_reference(), image.digest.as_ref())
         .await?;
-    let mut digest = Digest::of(&bytes);
-    for depth in 0.. {
-        if depth > MAX_INDEX_DEPTH {
-            return Err(SourceError::new(format!(
-                "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
-            )));
+    let first = Fetched {
+        digest: Digest::of(&bytes),
+        bytes,
+        media_type,
+    };
+    let fetch = |desc: Descriptor| {
+        let (client, reference) = (&client, &reference);
+        async move {
+            let digest = Digest::parse(&desc.digest)
+                .map_err(|e| SourceError::new(format!("{reference}: index entry: {e}")))?;
+            let (bytes, media_type) = client.manifest(&desc.digest, Some(&digest)).await?;
+            Ok(Fetched {
+                bytes,
+                media_type,
+                digest,
+            })
         }
-        let what = format!("{reference}: manifest {digest}");
-        match spec::parse_document(&bytes, &media_type, &what).map_err(SourceError::new)? {
-            Document::Index(index) => {
-                let desc = select_platform(&index, &want, &reference)?;
-                digest = Digest::parse(&desc.digest)
-                    .map_err(|e| SourceError::new(format!("{what}: {e}")))?;
-                (bytes, media_type) = client.manifest(&desc.digest, Some(&digest)).await?;
-            }
-            Document::Manifest(manifest) => {
-                let store = RegistryStore::new(client, &manifest, options.memory_limit)?;
-                return image_from_manifest(
-                    Store::Remote(Arc::new(store)),
-                    reference,
-                    manifest,
-                    Some(digest),
-                )
-                .await;
-            }
-        }
-    }
-    unreachable!("the loop returns or fails within MAX_INDEX_DEPTH")
+    };
+    let (manifest, digest) = resolve_manifest(&reference, platform, first, fetch).await?;
+    let store = RegistryStore::new(client, &manifest, options.memory_limit)?;
+    image_from_manifest(
+        Store::Remote(Arc::new(store)),
+        reference,
+        manifest,
+        Some(digest),
+    )
+    .await
 }
 
 /// The registry connection: oci-client for the authentication handshake,
