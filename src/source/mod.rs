@@ -24,7 +24,7 @@ mod store;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use digest::{Digest, VerifyingReader};
+pub use digest::{drain_to_eof, Digest, VerifyingReader};
 pub use error::{AuthError, SourceError, TransportKind, Tried};
 pub use reference::RegistryImage;
 pub use registry::RegistryOptions;
