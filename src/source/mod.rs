@@ -327,15 +327,23 @@ async fn archive_store(
     reference: &ImageReference,
 ) -> Result<Store, SourceError> {
     let what = reference.to_string();
-    let io = |e: std::io::Error| SourceError::new(format!("{what}: {e}"));
-    let input = if file == Path::new("-") {
-        use std::os::fd::AsFd;
-        let fd = std::io::stdin().as_fd().try_clone_to_owned().map_err(io)?;
-        std::fs::File::from(fd)
-    } else {
-        std::fs::File::open(file).map_err(io)?
-    };
-    if input.metadata().map_err(io)?.is_file() {
+    let io = |e: std::io::Error| SourceError::io(&what, e);
+    // Opening a FIFO waits for its writer: off the async workers.
+    let path = file.to_path_buf();
+    let (input, is_file) = tokio::task::spawn_blocking(move || {
+        let input = if path == Path::new("-") {
+            use std::os::fd::AsFd;
+            std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?)
+        } else {
+            std::fs::File::open(&path)?
+        };
+        let is_file = input.metadata()?.is_file();
+        Ok::<_, std::io::Error>((input, is_file))
+    })
+    .await
+    .map_err(|e| SourceError::Internal(format!("{what}: {e}")))?
+    .map_err(io)?;
+    if is_file {
         return Store::tar(file, input).await;
     }
     let reader = crate::blocking_io::BlockingIo(input);

@@ -116,18 +116,24 @@ impl Store {
         match self {
             Store::Dir(dir) => {
                 let path = dir.join(name);
-                let io = |e: std::io::Error| SourceError::io(path.display(), e);
-                let file = std::fs::File::open(&path).map_err(io)?;
-                let size = file.metadata().map_err(io)?.len();
+                let opened = off_worker(path.clone(), |file| {
+                    let size = file.metadata()?.len();
+                    Ok(size)
+                });
+                let (file, size) = opened
+                    .await
+                    .map_err(|e| SourceError::io(path.display(), e))?;
                 Ok((Box::new(BlockingIo(file)), size))
             }
             Store::Tar { file, members } => {
                 let member = members.get(&normalize(name)).ok_or_else(|| {
                     SourceError::new(format!("{}: no member '{name}'", file.display()))
                 })?;
-                let io = |e: std::io::Error| SourceError::io(file.display(), e);
-                let mut f = std::fs::File::open(file).map_err(io)?;
-                f.seek(SeekFrom::Start(member.offset)).map_err(io)?;
+                let offset = member.offset;
+                let opened = off_worker(file.clone(), move |f| f.seek(SeekFrom::Start(offset)));
+                let (f, _) = opened
+                    .await
+                    .map_err(|e| SourceError::io(file.display(), e))?;
                 let reader = BlockingIo(f).take(member.size);
                 Ok((Box::new(reader), member.size))
             }
@@ -169,6 +175,21 @@ impl Store {
             .map_err(|e| SourceError::io(self.describe(name), e))?;
         Ok(buf)
     }
+}
+
+/// Opens `path` and runs `then` on it on the blocking pool: an open can
+/// wait (a FIFO, a slow disk) and must not stall an async worker.
+async fn off_worker<T: Send + 'static>(
+    path: PathBuf,
+    then: impl FnOnce(&mut std::fs::File) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<(std::fs::File, T)> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(path)?;
+        let t = then(&mut file)?;
+        Ok((file, t))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Gives each link `(name, target, is_symlink)` its target's member.
