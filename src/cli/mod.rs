@@ -525,3 +525,47 @@ fn image_reference(image: &str, args: &RegistryArgs) -> Result<ImageReference> {
     }
     Ok(reference)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use initramfs_stream::source::{AuthError, SourceError, Tried};
+
+    fn hinted(e: SourceError) -> String {
+        one_line(&with_flag_hint(initramfs_stream::Error::from(e).into()))
+    }
+
+    #[test]
+    fn flag_hints_follow_the_error_kind() {
+        let limit = hinted(SourceError::MemoryLimit {
+            what: "docker-archive:-".into(),
+            limit: 64 << 10,
+        });
+        assert!(limit.contains("larger than --memory-limit"), "{limit}");
+        let auth = |from: Option<&str>| {
+            hinted(SourceError::Auth(AuthError {
+                host: "reg".into(),
+                tried: Some(Tried {
+                    username: "u".into(),
+                    from: from.map(String::from),
+                }),
+                looked_in: Vec::new(),
+                reason: String::new(),
+            }))
+        };
+        assert!(auth(None).contains("--password-stdin"), "{}", auth(None));
+        // Credentials from a file: the file is named, no option is.
+        let from_file = auth(Some("/x/config.json"));
+        assert!(
+            from_file.contains("/x/config.json") && !from_file.contains("--"),
+            "{from_file}"
+        );
+        // Inside a layer stream's I/O error too.
+        let inner = std::io::Error::other(SourceError::HalfCredential);
+        let text = one_line(&with_flag_hint(anyhow::Error::new(inner)));
+        assert!(text.contains("--username"), "{text}");
+        // Errors no option helps with are left alone.
+        let plain = hinted(SourceError::Image("no tag".into()));
+        assert_eq!(plain, "no tag");
+    }
+}
