@@ -10,6 +10,14 @@
 //! read with seeks, never extracted. An archive that cannot seek (`-` for
 //! stdin, a pipe, a FIFO) and a Docker Engine's export are read once and
 //! held in memory, compressed (see `held`); registry blobs are streamed.
+//!
+//! Every source that has image indexes (OCI layouts and archives,
+//! registries) goes from its first document to the manifest through one
+//! resolver, `resolve_manifest`, and from the manifest to the config and
+//! layers through `image_from_manifest`. Every blob is verified against
+//! its digest: documents when read, layers at the end of their stream
+//! (read them to the end, `drain_to_eof`). Failures are `SourceError`s,
+//! typed by kind, with their causes behind `Error::source`.
 
 mod credentials;
 mod daemon;
@@ -526,7 +534,7 @@ where
     let want = platform.cloned().unwrap_or_else(host_platform);
     for depth in 0..=MAX_INDEX_DEPTH {
         let what = format!("{reference}: manifest {}", doc.digest);
-        match spec::parse_document(&doc.bytes, &doc.media_type, &what).map_err(SourceError::new)? {
+        match spec::parse_document(&doc.bytes, &doc.media_type, &what)? {
             Document::Manifest(manifest) => return Ok((manifest, doc.digest)),
             Document::Index(index) if depth < MAX_INDEX_DEPTH => {
                 let desc = select_platform(&index, &want, reference)?;
