@@ -27,7 +27,9 @@ use tokio::sync::mpsc;
 
 use super::held::{HeldArchive, Reread};
 use super::store::{normalize, BlobReader, Store};
-use super::{esc, resolve_docker_archive, Digest, ImageReference, ImageSource, SourceError};
+use super::{
+    esc, resolve_docker_archive, Digest, ImageReference, ImageSource, SourceError, TransportKind,
+};
 use crate::channel_reader::ChannelReader;
 
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -60,6 +62,11 @@ impl Engine {
         }
     }
 
+    /// `path` on the engine, as a URL for messages.
+    fn url(&self, path: &str) -> String {
+        format!("unix://{}{path}", esc(&self.socket.display().to_string()))
+    }
+
     fn describe(&self) -> String {
         format!(
             "the Docker Engine at {}",
@@ -71,8 +78,11 @@ impl Engine {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|e| self.connect_error(e))?;
-        let fail =
-            |e: hyper::Error| SourceError::new(format!("{}: GET {path}: {e}", self.describe()));
+        let fail = |e: hyper::Error| SourceError::Transport {
+            what: format!("{}: GET {path}", self.describe()),
+            kind: TransportKind::Connection,
+            source: Box::new(e),
+        };
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(fail)?;
@@ -82,7 +92,7 @@ impl Engine {
         let request = Request::get(path)
             .header(hyper::header::HOST, "docker")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| SourceError::new(format!("GET {path}: {e}")))?;
+            .map_err(|e| SourceError::Internal(format!("GET {path}: {e}")))?;
         sender.send_request(request).await.map_err(fail)
     }
 
@@ -133,11 +143,11 @@ impl Engine {
         let path = format!("/images/{id}/get");
         let response = self.get(&path).await?;
         if !response.status().is_success() {
-            let status = response.status();
-            return Err(SourceError::new(format!(
-                "{}: GET {path}: {status}",
-                self.describe()
-            )));
+            return Err(SourceError::Http {
+                url: self.url(&path),
+                status: response.status().as_u16(),
+                detail: String::new(),
+            });
         }
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         let what = format!("{}: GET {path}", self.describe());
@@ -203,11 +213,11 @@ pub(super) async fn resolve(
         return Err(not_found(&engine, &reference, name).await);
     }
     if !status.is_success() {
-        return Err(SourceError::new(format!(
-            "{reference}: {}: {status}: {}",
-            engine.describe(),
-            engine_message(&body)
-        )));
+        return Err(SourceError::Http {
+            url: engine.url(&format!("/images/{name}/json")),
+            status: status.as_u16(),
+            detail: format!(" ({})", engine_message(&body)),
+        });
     }
     #[derive(serde::Deserialize)]
     struct Inspect {

@@ -23,7 +23,7 @@ pub enum SourceError {
         source: std::io::Error,
     },
     /// A registry or engine answered a request with a failure status.
-    #[error("GET {url}: {status}{detail}")]
+    #[error("GET {url}: {}{detail}", status_text(*status))]
     Http {
         url: String,
         status: u16,
@@ -226,6 +226,14 @@ impl SourceError {
             _ => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, self)
+    }
+}
+
+/// `404 Not Found`: the code with its reason, as servers are read.
+fn status_text(status: u16) -> String {
+    match reqwest::StatusCode::from_u16(status) {
+        Ok(code) => code.to_string(),
+        Err(_) => status.to_string(),
     }
 }
 

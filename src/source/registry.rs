@@ -30,11 +30,9 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 
 use super::credentials::{self, Credential};
-use super::error::TransportKind;
-use super::error::{AuthError, Tried};
+use super::error::{AuthError, TransportKind, Tried};
 use super::reference::{RegistryImage, DOCKER_HUB};
-use super::spec::Descriptor;
-use super::spec::{self, Manifest, MAX_DOCUMENT_SIZE};
+use super::spec::{self, Descriptor, Manifest, MAX_DOCUMENT_SIZE};
 use super::store::{BlobReader, RemoteBlobs, Store};
 use super::{
     esc, image_from_manifest, resolve_manifest, Digest, Fetched, ImageReference, ImageSource,
