@@ -123,8 +123,11 @@ impl Engine {
         let mut body = response.into_body();
         let mut bytes = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame
-                .map_err(|e| SourceError::new(format!("{}: GET {path}: {e}", self.describe())))?;
+            let frame = frame.map_err(|e| SourceError::Transport {
+                what: format!("{}: GET {path}", self.describe()),
+                kind: TransportKind::Connection,
+                source: Box::new(e),
+            })?;
             if let Ok(data) = frame.into_data() {
                 if bytes.len() + data.len() > MAX_ANSWER {
                     return Err(SourceError::new(format!(

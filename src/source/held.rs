@@ -202,7 +202,7 @@ impl HeldArchive {
     }
 
     pub fn describe(&self, name: &str) -> String {
-        format!("{}:{name}", self.what)
+        format!("{}:{}", self.what, crate::listing::escape(name.as_bytes()))
     }
 
     pub fn exists(&self, name: &str) -> bool {

@@ -105,7 +105,8 @@ impl Store {
     pub fn describe(&self, name: &str) -> String {
         match self {
             Store::Dir(dir) => dir.join(name).display().to_string(),
-            Store::Tar { file, .. } => format!("{}:{name}", file.display()),
+            // Member names come from the image.
+            Store::Tar { file, .. } => format!("{}:{}", file.display(), super::esc(name)),
             Store::Remote(r) => r.describe(name),
             Store::Held(h) => h.describe(name),
         }
@@ -127,7 +128,11 @@ impl Store {
             }
             Store::Tar { file, members } => {
                 let member = members.get(&normalize(name)).ok_or_else(|| {
-                    SourceError::new(format!("{}: no member '{name}'", file.display()))
+                    SourceError::new(format!(
+                        "{}: no member '{}'",
+                        file.display(),
+                        super::esc(name)
+                    ))
                 })?;
                 let offset = member.offset;
                 let opened = off_worker(file.clone(), move |f| f.seek(SeekFrom::Start(offset)));
