@@ -32,6 +32,7 @@ const LIMITS: ScanLimits = ScanLimits {
     max_tar_bytes: 64 << 20,
     capture: &[b"/etc/passwd", b"/etc/group"],
     capture_limit: 1 << 16,
+    declared: None,
 };
 
 /// Arbitrary bytes as a layer blob (gzip, zstd or plain tar): headers, the
@@ -97,7 +98,12 @@ fn check_plan(plan: &Plan) {
         );
         assert!(parent_ok(name, dirs), "parent missing or late: {name:?}");
     };
-    for d in &plan.dirs {
+    for (i, d) in plan.dirs.iter().enumerate() {
+        // `.`, the root's own entry, only first.
+        if i == 0 && d.name == b"." {
+            assert!(names.insert(&d.name));
+            continue;
+        }
         check_name(&d.name, &dirs);
         assert!(names.insert(&d.name), "duplicate name {:?}", d.name);
         dirs.insert(&d.name);

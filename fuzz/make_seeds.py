@@ -126,6 +126,39 @@ def layers():
     ]))
 
 
+def corners():
+    """The tar corners of tests/fixtures/hostile.py, read as Go reads them:
+    old-style directories, sizes on entries without data, odd numeric
+    fields, repeated extensions, sparse files of every GNU format, zstd
+    behind a skippable frame."""
+    import sys
+    sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures"))
+    import hostile
+    for fn in (hostile.old_dir_slash, hostile.regular_slash, hostile.header_only_sizes,
+               hostile.numeric_fields, hostile.repeated_ext, hostile.root_entry):
+        write("layer_index", "corner-%s.tar" % fn.__name__.replace("_", "-"), fn())
+    # Eight fragments: the old GNU format needs an extension block.
+    for name, options in [("gnu", ["--format=gnu"]),
+                          ("pax00", ["--format=posix", "--sparse-version=0.0"]),
+                          ("pax01", ["--format=posix", "--sparse-version=0.1"]),
+                          ("pax10", ["--format=posix", "--sparse-version=1.0"])]:
+        write("layer_index", "corner-sparse-%s.tar" % name,
+              hostile.gnu_tar_sparse(*options, fragments=8, spacing=8192, size=98304))
+    write("layer_index", "corner-xattr-name-nul.tar",
+          hostile.members([]) + hostile.pax([("SCHILY.xattr.user.a\0b", "v")])
+          + hostile.file_raw("x", "x") + hostile.END)
+    raw = hostile.zstd_skippable_raw()
+    write("layer_index", "corner-zstd-skippable.tar.zst",
+          hostile.skippable(b"metadata") + hostile.zstd(raw))
+    write("layer_index", "corner-pax-sparse-1.0.tar",
+          hostile.members([]) + hostile.pax([
+              ("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"),
+              ("GNU.sparse.name", "sparse"), ("GNU.sparse.realsize", "4096")])
+          + hostile.file_raw("GNUSparseFile.0/sparse",
+                             b"1\n0\n512\n".ljust(512, b"\0") + b"d" * 512)
+          + hostile.END)
+
+
 def record(name, feed, fields, data):
     out = bytes([len(name)]) + name + bytes([feed])
     out += b"".join(struct.pack("<I", v) for v in fields)
@@ -190,6 +223,7 @@ def references():
 
 if __name__ == "__main__":
     layers()
+    corners()
     cpio()
     documents()
     references()

@@ -20,6 +20,7 @@ declare -A needs=(
     [cpio]=cpio
     [pigz]=pigz
     [zstd]=zstd
+    [pzstd]=zstd
     [xz]=xz-utils
     [lz4]=lz4
     [python3]=python3

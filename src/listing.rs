@@ -69,6 +69,10 @@ fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 fn absolute(name: &[u8]) -> Vec<u8> {
+    // `.` is the root's own entry.
+    if name == b"." {
+        return b"/".to_vec();
+    }
     let mut p = Vec::with_capacity(name.len() + 1);
     p.push(b'/');
     p.extend_from_slice(name);

@@ -12,6 +12,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::newc;
+use common::tree::{assert_same, Kind, Tree};
 use hostile_support::{
     applied, applied_like_umoci, build, last_layer, listed_by, read_all, rejected, run_measured,
     signal, snapshot, spawn,
@@ -67,6 +68,19 @@ fn missing_hardlink_target_is_refused() {
             "hardlink target /nope/file does not exist",
         ],
     );
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_escaped_in_messages() {
+    let r = rejected(
+        "link_missing_not_utf8",
+        &[],
+        &[
+            "/lnk\\xfe: ",
+            "hardlink target /nope\\xff/file does not exist",
+        ],
+    );
+    assert!(!r.stderr.contains('\u{fffd}'), "{}", r.stderr);
 }
 
 #[test]
@@ -163,8 +177,10 @@ fn pax_size_past_the_end_is_refused() {
 }
 
 #[test]
-fn two_pax_headers_for_one_entry_are_refused() {
-    rejected("pax_twice", &[], &["two pax extensions"]);
+fn two_pax_headers_for_one_entry_the_last_wins() {
+    let (_, t) = applied_like_umoci("pax_twice");
+    assert_eq!(t.content("two"), b"x");
+    assert!(!t.has("one") && !t.has("f"));
 }
 
 #[test]
@@ -188,13 +204,240 @@ fn uid_over_32_bits_is_refused() {
 }
 
 #[test]
-fn pax_sparse_files_are_refused() {
-    rejected("pax_sparse", &[], &["sparse"]);
+fn a_pax_sparse_file_is_expanded() {
+    let (_, t) = applied_like_umoci("pax_sparse");
+    let mut want = vec![b'd'; 512];
+    want.resize(4096, 0);
+    assert!(t.content("sparse") == want);
+}
+
+#[test]
+fn a_sparse_file_counts_at_its_expanded_size() {
+    rejected(
+        "sparse_huge",
+        &["--max-size", "1G"],
+        &["layer 0", "--max-size"],
+    );
+}
+
+#[test]
+fn a_nul_in_an_xattr_name_is_refused_naming_the_entry_escaped() {
+    let r = rejected(
+        "xattr_name_nul",
+        &[],
+        &[
+            "layer 0: /bad\\xff\\u{1b}[31mname: ",
+            "xattr name user.a\\u{0}b contains a NUL byte",
+        ],
+    );
+    assert!(!r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{fffd}'));
+    rejected(
+        "libarchive_xattr_name_nul",
+        &[],
+        &["/lx: xattr name user.a\\u{0}b contains a NUL byte"],
+    );
 }
 
 #[test]
 fn unknown_entry_type_is_refused() {
     rejected("unknown_type", &[], &["/odd", "entry type 'Z'"]);
+}
+
+// --- tar corners, read as Go's archive/tar reads them ----------------------------
+
+/// One raw tar as a plain, a gzip and a zstd layer: the first two must give
+/// what `umoci unpack` gives, the zstd one (umoci cannot read zstd) the same
+/// tree as the gzip one. Returns the tree.
+fn corner(name: &str) -> Tree {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let (_, plain) = applied_like_umoci(leak(format!("{name}_tar")));
+    let (_, gz) = applied_like_umoci(leak(format!("{name}_gz")));
+    let zst = applied(&build(leak(format!("{name}_zst"))));
+    assert_same(&plain, &gz, name);
+    assert_same(&gz, &zst, name);
+    plain
+}
+
+#[test]
+fn an_old_style_entry_named_with_a_slash_is_a_directory_without_data() {
+    let t = corner("old_dir_slash");
+    assert_eq!(t.node("olddir").kind, Kind::Dir);
+    assert_eq!(t.node("olddir").perm, 0o750);
+    assert_eq!(t.content("olddir/inside"), b"inside\n");
+    assert_eq!(t.content("after"), b"after\n");
+}
+
+#[test]
+fn a_regular_entry_named_with_a_slash_is_a_file_as_go_reads_it() {
+    let t = corner("regular_slash");
+    assert_eq!(t.node("zerodir").kind, Kind::File);
+    assert_eq!(t.content("zerodir"), b"hello");
+    assert_eq!(t.content("after"), b"after\n");
+}
+
+/// Mode, uid, gid and mtime of a root directory.
+type RootMeta = (u32, u32, u32, u32);
+
+/// The archive's root entry (`.`) and the root `umoci unpack` makes.
+fn root_of(case: &hostile_support::Case) -> (Option<RootMeta>, RootMeta) {
+    use std::os::unix::fs::MetadataExt;
+    let archive = common::convert(&case.image.oci_ref());
+    let entries = newc::parse_ok(&archive);
+    newc::check_rules(&entries).unwrap();
+    let ours = entries
+        .iter()
+        .find(|e| e.name == b".")
+        .map(|e| (e.mode & 0o7777, e.uid, e.gid, e.mtime));
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    common::run(
+        std::process::Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!(
+                "{}:{}",
+                case.image.layout.display(),
+                case.image.tag
+            ))
+            .arg(&bundle),
+    );
+    let md = fs::metadata(bundle.join("rootfs")).unwrap();
+    (
+        ours,
+        (md.mode() & 0o7777, md.uid(), md.gid(), md.mtime() as u32),
+    )
+}
+
+#[test]
+fn the_root_entry_sets_the_roots_metadata_as_umoci_does() {
+    common::require("umoci");
+    let t = corner("root_entry");
+    assert!(t.has("etc/passwd"));
+    for variant in ["root_entry_tar", "root_entry_gz"] {
+        let (ours, umoci) = root_of(&build(variant));
+        assert_eq!(ours, Some((0o750, 1000, 1001, 1_600_000_000)), "{variant}");
+        assert_eq!(ours, Some(umoci), "{variant}");
+    }
+    // Without a root entry there is none in the archive: the root stays
+    // the kernel's 0755 root:root.
+    let (ours, _) = root_of(&build("old_dir_slash_tar"));
+    assert_eq!(ours, None);
+}
+
+#[test]
+fn entries_without_data_ignore_their_size_field() {
+    let t = corner("header_only_sizes");
+    assert_eq!(
+        t.node("hard").links,
+        vec![b"hard".to_vec(), b"target".to_vec()]
+    );
+    assert_eq!(t.node("soft").target, b"target");
+    assert_eq!(t.node("chr").kind, Kind::Char);
+    assert_eq!(t.node("fifo").kind, Kind::Fifo);
+    assert_eq!(t.content("dir/after"), b"after\n");
+}
+
+#[test]
+fn numeric_fields_padded_empty_and_base_256() {
+    let t = corner("numeric_fields");
+    assert_eq!(t.node("nulmode").perm, 0);
+    assert_eq!(t.content("nulmode"), b"nul\n\n");
+    let p = t.node("padded");
+    assert_eq!((p.perm, p.uid, p.gid), (0o640, 0o1001, 0o1750));
+    assert_eq!(t.content("padded"), b"padded\n");
+    let b = t.node("binary");
+    assert_eq!(
+        (b.uid, b.gid, b.mtime),
+        (2_000_000_000, 70_000, 1_700_000_000)
+    );
+    assert_eq!(t.content("binary"), b"bin\n");
+    // Before 1970: clamped to the epoch (newc times are unsigned).
+    assert_eq!(t.node("olddate").mtime, 0);
+    assert_eq!(t.node("dev").rdev, (1, 3));
+}
+
+#[test]
+fn repeated_long_names_and_pax_headers_last_wins() {
+    let t = corner("repeated_ext");
+    assert_eq!(t.content("second-long-name"), b"long names\n");
+    assert_eq!(t.content("pax-two"), b"pax\n");
+    assert_eq!(t.node("pax-two").mtime, 1_600_000_000);
+    assert_eq!(t.node("lnk").target, b"right-target");
+    assert_eq!(t.content("gnu-name"), b"both\n");
+    for gone in [
+        "first-long-name",
+        "short1",
+        "pax-one",
+        "short2",
+        "pax-name",
+        "nothing",
+    ] {
+        assert!(!t.has(gone), "{gone}");
+    }
+}
+
+/// The sparse file `gnu_tar_sparse` writes, expanded.
+fn expected_sparse() -> Vec<u8> {
+    let mut v = vec![0u8; 3 << 20];
+    for i in 0..30usize {
+        let at = i * 65536 + (i % 7) * 100;
+        let data = format!("fragment {i:02}\n").repeat(20);
+        v[at..at + data.len()].copy_from_slice(data.as_bytes());
+    }
+    v
+}
+
+#[test]
+fn pax_sparse_files_of_every_gnu_format_are_expanded() {
+    let want = expected_sparse();
+    for format in ["sparse_pax00", "sparse_pax01", "sparse_pax10"] {
+        let t = corner(format);
+        assert!(t.content("sparse") == want, "{format}: content differs");
+        assert_eq!(t.0.len(), 1, "{format}: {:?}", t.0.keys());
+    }
+}
+
+#[test]
+fn old_gnu_sparse_files_are_expanded_as_gnu_tar_does() {
+    // Go reads them, but containerd and umoci refuse the type 'S'; GNU tar
+    // and bsdtar expand them, as this tool always has.
+    common::require("tar");
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+    let plain = build(leak("sparse_gnu_tar"));
+    let gnu = common::run(
+        std::process::Command::new("tar")
+            .arg("-xOf")
+            .arg(last_layer(&plain))
+            .arg("sparse"),
+    );
+    let t = applied(&plain);
+    assert!(gnu == expected_sparse(), "GNU tar reads another file");
+    assert!(t.content("sparse") == gnu, "content differs from GNU tar's");
+    for variant in ["sparse_gnu_gz", "sparse_gnu_zst"] {
+        assert_same(&t, &applied(&build(leak(variant))), variant);
+    }
+}
+
+#[test]
+fn zstd_layers_that_start_with_a_skippable_frame() {
+    common::require("pzstd");
+    let (_, want) = applied_like_umoci("zstd_skippable_tar");
+    for case in ["zstd_skippable", "zstd_pzstd"] {
+        assert_same(&want, &applied(&build(case)), case);
+    }
+}
+
+#[test]
+fn a_layer_whose_bytes_are_not_its_declared_compression() {
+    rejected(
+        "gzip_media_type_not_gzip",
+        &[],
+        &["layer 0", "gzip", "neither gzip nor zstd"],
+    );
+    rejected(
+        "zstd_media_type_not_zstd",
+        &[],
+        &["layer 0", "zstd", "neither gzip nor zstd"],
+    );
 }
 
 // --- whiteouts, roots, parents --------------------------------------------------

@@ -100,6 +100,8 @@ fn below(p: &[u8], q: &[u8]) -> bool {
 #[derive(Debug, Clone, Default)]
 struct Model {
     tree: Tree,
+    /// The metadata of the last entry for the root itself, if any.
+    root: Option<Meta>,
 }
 
 impl Model {
@@ -124,7 +126,11 @@ impl Model {
     ) -> Result<(), Fail> {
         let comps = normalise(&e.path);
         let Some((base, parents)) = comps.split_last() else {
-            return Ok(()); // the root entry is ignored
+            // The root entry sets the root's metadata (`.` in the plan).
+            if e.kind == EntryKind::Dir {
+                self.root = Some(e.meta);
+            }
+            return Ok(());
         };
         let parent = join(parents);
         let path = join(&comps);
@@ -791,11 +797,19 @@ fn check(layers: &[Vec<LayerEntry>]) -> Result<(), String> {
     }
     let plan = index.plan();
     let got = plan_tree(&plan)?;
-    if got != model.tree {
+    let mut want = model.tree.clone();
+    if let Some(meta) = model.root {
+        let root = Node {
+            kind: Kind::Dir,
+            meta,
+        };
+        want.insert(b".".to_vec(), root);
+    }
+    if got != want {
         return Err(format!(
             "trees differ\nindex:\n{}model:\n{}",
             show(&got),
-            show(&model.tree)
+            show(&want)
         ));
     }
     for p in universe() {

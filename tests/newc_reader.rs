@@ -189,7 +189,18 @@ fn checker_accepts_valid_and_rejects_each_broken_rule() {
         "duplicate path",
     );
     rejects(&[entry("/abs", REG, 1, 1, b"")], "leading '/'");
-    rejects(&[entry(".", DIR, 1, 2, b"")], "root itself");
+    // The root's own entry may only come first, as a directory.
+    newc::parse(&write(&[
+        entry(".", DIR, 1, 2, b""),
+        entry("a", REG, 2, 1, b""),
+    ]))
+    .unwrap();
+    rejects(
+        &[entry("a", REG, 1, 1, b""), entry(".", DIR, 2, 2, b"")],
+        "root itself",
+    );
+    rejects(&[entry(".", REG, 1, 1, b"")], "root itself");
+    rejects(&[entry("", DIR, 1, 2, b"")], "root itself");
     rejects(&[entry("a//b", REG, 1, 1, b"")], "not a normalised path");
     rejects(
         &[entry("a", REG, 7, 2, b"x"), entry("b", REG, 7, 2, b"y")],

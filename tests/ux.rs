@@ -157,7 +157,7 @@ fn archive_listing(entries: &[Entry]) -> BTreeMap<String, (String, String, u64, 
             };
             let target = is_link.then(|| newc::show(&e.data));
             (
-                format!("/{}", newc::show(&e.name)),
+                listed_path(&e.name),
                 (
                     mode_string(e.mode),
                     format!("{}/{}", e.uid, e.gid),
@@ -167,6 +167,15 @@ fn archive_listing(entries: &[Entry]) -> BTreeMap<String, (String, String, u64, 
             )
         })
         .collect()
+}
+
+/// An archive name as `--list` shows it: rooted; `.`, the root's own
+/// entry, as `/`.
+fn listed_path(name: &[u8]) -> String {
+    match name {
+        b"." => "/".to_string(),
+        _ => format!("/{}", newc::show(name)),
+    }
 }
 
 /// The same from `--list` text lines (names without spaces).
@@ -210,7 +219,7 @@ fn list_matches_the_archive() {
         let json = String::from_utf8(tool_ok(&args).0).unwrap();
         let mtimes: BTreeMap<String, u64> = entries
             .iter()
-            .map(|e| (format!("/{}", newc::show(&e.name)), u64::from(e.mtime)))
+            .map(|e| (listed_path(&e.name), u64::from(e.mtime)))
             .collect();
         let mut n = 0;
         for line in json.lines() {

@@ -200,6 +200,7 @@ impl InitramfsBuilder {
             max_tar_bytes: self.max_size,
             capture: boot::FILES_READ,
             capture_limit: boot::MAX_READ as u64,
+            declared: None,
         };
         let mut index = MergeIndex::new(self.max_entries);
         // (path, xattr) of the entries that carry one, checked against the
@@ -221,7 +222,13 @@ impl InitramfsBuilder {
                             .then_some(blob.diff_id.as_ref())
                             .flatten();
                         Ok::<_, Error>(
-                            layer::scan_layer(reader, blob.index, diff_id, limits).await?,
+                            layer::scan_layer(
+                                reader,
+                                blob.index,
+                                diff_id,
+                                limits.for_media_type(&blob.media_type),
+                            )
+                            .await?,
                         )
                     })
                 })

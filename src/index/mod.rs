@@ -100,6 +100,8 @@ pub struct MergeIndex {
     free: Vec<NodeId>,
     live: usize,
     max_paths: usize,
+    /// A layer had an entry for the root itself (`./` or `/`).
+    root_declared: bool,
 }
 
 impl MergeIndex {
@@ -115,6 +117,7 @@ impl MergeIndex {
             free: Vec::new(),
             live: 1,
             max_paths,
+            root_declared: false,
         }
     }
 
@@ -139,13 +142,17 @@ impl MergeIndex {
     pub fn apply(&mut self, layer: u32, entry: &LayerEntry) -> Result<(), IndexError> {
         let err = |message: &str| IndexError::Entry {
             layer,
-            path: crate::layer::sanitize(&path::display(&entry.path)),
+            path: crate::layer::escape_path(&entry.path),
             message: message.to_string(),
         };
         let comps = path::components(&entry.path);
         let Some((&base, parent)) = comps.split_last() else {
-            // The root itself: its metadata is the booted system's, not the
-            // image's. The layer reader refuses non-directories here.
+            // The root itself sets the root's mode, owner and mtime, as
+            // umoci applies it. The layer reader refuses non-directories here.
+            if entry.kind == EntryKind::Dir {
+                self.nodes[ROOT as usize].meta = entry.meta;
+                self.root_declared = true;
+            }
             return Ok(());
         };
 
@@ -281,7 +288,7 @@ impl MergeIndex {
         let missing = || {
             err(&format!(
                 "hardlink target {} does not exist",
-                crate::layer::sanitize(&path::display(&path::join(&comps)))
+                crate::layer::escape_path(&path::join(&comps))
             ))
         };
         let dir = self.resolve(parent, None, err)?.ok_or_else(missing)?;
@@ -357,7 +364,7 @@ impl MergeIndex {
                 _ if create.is_some() => {
                     return Err(err(&format!(
                         "parent {} is not a directory",
-                        crate::layer::sanitize(&path::display(&self.name_of(next)))
+                        crate::layer::escape_path(&self.name_of(next))
                     )))
                 }
                 _ => return Ok(None),
@@ -583,6 +590,14 @@ impl MergeIndex {
                 NodeKind::Dir(children) => {
                     if id != ROOT {
                         plan.dirs.push(entry(PlanKind::Dir));
+                    } else if self.root_declared {
+                        // `.` first: the kernel applies it to the existing
+                        // root. Undeclared, the root stays 0755 root:root.
+                        plan.dirs.push(PlanEntry {
+                            name: b".".to_vec(),
+                            meta: node.meta,
+                            kind: PlanKind::Dir,
+                        });
                     }
                     let mut sorted: Vec<(&[u8], NodeId)> =
                         children.iter().map(|(k, v)| (&k[..], *v)).collect();
@@ -656,7 +671,8 @@ pub enum TreeKind {
 /// The archive's entries in the archive's order.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Every directory, parents before children.
+    /// Every directory, parents before children; `.` first when a layer
+    /// has an entry for the root.
     pub dirs: Vec<PlanEntry>,
     /// Symlinks, devices and fifos: nothing to read from the layers.
     pub others: Vec<PlanEntry>,

@@ -39,6 +39,8 @@ pub(crate) enum Stage {
     Decode,
     /// A bound on sizes (--max-size, metadata per entry).
     Limit,
+    /// A tar entry the reader refuses; the message names the entry.
+    Entry,
 }
 
 #[derive(Debug)]
@@ -114,7 +116,9 @@ impl Decompressor {
                 d.multiple_members(true);
                 Codec::Gzip(Box::new(d))
             }
-            [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            // A zstd frame, or a skippable frame (magic 0x184D2A50..5F, as
+            // pzstd writes first) before one, as containerd detects it.
+            [0x28, 0xb5, 0x2f, 0xfd, ..] | [0x50..=0x5f, 0x2a, 0x4d, 0x18, _, _, _, _, ..] => {
                 let mut d = ZstdDecoder::new(reader);
                 d.multiple_members(true);
                 Codec::Zstd(Box::new(d))

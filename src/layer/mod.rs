@@ -1,5 +1,7 @@
 //! Layer reading: a blob's bytes, decompressed by their magic number, as a
-//! stream of tar entries.
+//! stream of tar entries read as Go's archive/tar reads them (the reader
+//! behind containerd and umoci): `normalize` re-emits each logical entry
+//! as canonical ustar + PAX before the tar crate sees it.
 //!
 //! [`scan_layer`] reads headers only (bodies are skipped) and returns one
 //! [`LayerEntry`] per tar entry, numbered by its ordinal in the layer. The
@@ -7,16 +9,14 @@
 //! by the same ordinals.
 
 mod decompress;
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+mod normalize;
 
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use decompress::{Compression, Decompressor};
 
-use decompress::{stage_error, Stage, Tagged};
+use decompress::{Stage, Tagged};
 
 use crate::source::{BlobReader, Digest, VerifyingReader};
 
@@ -111,7 +111,7 @@ fn stream_error(layer: usize, e: std::io::Error, after: Option<&[u8]>) -> LayerE
     let what = sanitize(&e.to_string());
     match decompress::stage_of(&e) {
         Some(Stage::Blob) => LayerError::Blob(what),
-        Some(Stage::Decode | Stage::Limit) => malformed(layer, what),
+        Some(Stage::Decode | Stage::Limit | Stage::Entry) => malformed(layer, what),
         None => {
             let at = match after {
                 Some(p) => format!("after the entry {}", short(p)),
@@ -148,10 +148,36 @@ pub(crate) fn sanitize(s: &str) -> String {
     out
 }
 
-/// A path for messages, cut to a readable length.
+/// Bytes for messages: control characters escaped as in `sanitize`, bytes
+/// that are not UTF-8 as `\xNN` (never replaced: two names must not look
+/// alike).
+pub(crate) fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out
+}
+
+/// A path for messages: rooted, escaped as in [`escape_bytes`].
+pub(crate) fn escape_path(path: &[u8]) -> String {
+    let rooted = if path.starts_with(b"/") { "" } else { "/" };
+    format!("{rooted}{}", escape_bytes(path))
+}
+
+/// A path for messages, rooted, escaped and cut to a readable length.
 fn short(path: &[u8]) -> String {
     const MAX: usize = 200;
-    let shown = sanitize(&crate::path::display(&path[..path.len().min(MAX)]));
+    let shown = escape_path(&path[..path.len().min(MAX)]);
     if path.len() > MAX {
         format!("{shown}... ({} bytes)", path.len())
     } else {
@@ -175,17 +201,37 @@ pub struct ScanLimits {
     /// without a third pass over the layers.
     pub capture: &'static [&'static [u8]],
     pub capture_limit: u64,
+    /// The compression the layer's media type names, for the message when
+    /// the bytes are neither that nor anything else readable.
+    pub declared: Option<Compression>,
+}
+
+impl ScanLimits {
+    /// These limits for a layer of this media type.
+    pub fn for_media_type(self, media_type: &str) -> ScanLimits {
+        let declared = if media_type.ends_with("gzip") {
+            Some(Compression::Gzip)
+        } else if media_type.ends_with("zstd") {
+            Some(Compression::Zstd)
+        } else {
+            None
+        };
+        ScanLimits { declared, ..self }
+    }
 }
 
 /// A layer's decompressed tar stream, checked against the layer's diff_id
 /// when one is given.
 pub type TarStream = Box<dyn AsyncRead + Send + Unpin>;
 
-/// Opens the tar inside a blob, detecting its compression from the bytes.
+/// Opens the tar inside a blob, detecting its compression from the bytes,
+/// and reads it as Go's archive/tar does (see `normalize`); `limit` bounds
+/// the bytes of tar read and of (expanded) tar returned.
 pub async fn open_tar(
     blob: BlobReader,
     layer: usize,
     diff_id: Option<&Digest>,
+    limit: u64,
 ) -> Result<(TarStream, Compression), LayerError> {
     let decompressor = Decompressor::new(blob)
         .await
@@ -202,7 +248,7 @@ pub async fn open_tar(
         }),
         None => Box::new(decompressor),
     };
-    Ok((stream, compression))
+    Ok((normalize::normalize(stream, limit), compression))
 }
 
 /// Reads all headers of a layer. The stream is read to its end so that
@@ -213,9 +259,8 @@ pub async fn scan_layer(
     diff_id: Option<&Digest>,
     limits: ScanLimits,
 ) -> Result<LayerHeaders, LayerError> {
-    let (stream, compression) = open_tar(blob, layer, diff_id).await?;
-    let (stream, window) = GuardedReader::new(stream, limits.max_tar_bytes);
-    let mut archive = tokio_tar::Archive::new(Box::new(stream) as TarStream);
+    let (stream, compression) = open_tar(blob, layer, diff_id, limits.max_tar_bytes).await?;
+    let mut archive = tokio_tar::Archive::new(stream);
     let mut headers = LayerHeaders {
         compression: Some(compression),
         ..LayerHeaders::default()
@@ -227,8 +272,13 @@ pub async fn scan_layer(
         let mut ordinal: u32 = 0;
         let mut last: Option<Vec<u8>> = None;
         while let Some(entry) = entries.next().await {
-            let mut entry = entry.map_err(|e| stream_error(layer, e, last.as_deref()))?;
-            window.after(&entry).map_err(|e| malformed(layer, e))?;
+            let mut entry = entry.map_err(|e| match limits.declared {
+                Some(d) if compression == Compression::None && ordinal == 0 => malformed(
+                    layer,
+                    format!("the media type says {d}, but the data is neither gzip nor zstd, nor a tar archive"),
+                ),
+                _ => stream_error(layer, e, last.as_deref()),
+            })?;
             if headers.entries.len() >= limits.max_entries {
                 return Err(LayerError::TooManyEntries {
                     layer,
@@ -252,7 +302,6 @@ pub async fn scan_layer(
                 .ok_or_else(|| malformed(layer, "more than 2^32 entries"))?;
         }
     }
-    window.open();
     let mut rest = archive
         .into_inner()
         .map_err(|_| malformed(layer, "tar reader still in use"))?;
@@ -408,18 +457,18 @@ async fn read_header(
                     let value = base64::engine::general_purpose::STANDARD_NO_PAD
                         .decode(unpadded)
                         .map_err(|e| fail(format!("LIBARCHIVE.xattr value: {e}")))?;
+                    let name = percent_decode(&k[17..]);
+                    if name.contains(&0) {
+                        return Err(fail(format!(
+                            "xattr name {} contains a NUL byte",
+                            escape_bytes(&name)
+                        )));
+                    }
                     xattrs.push(EntryXattr {
                         ordinal,
-                        name: percent_decode(&k[17..]),
+                        name,
                         value,
                     })
-                }
-                // GNU tar expands PAX sparse files to their real name and
-                // size; read as plain entries they would be another file.
-                k if k.starts_with(b"GNU.sparse.") => {
-                    return Err(fail(
-                        "PAX sparse files (GNU.sparse.*) are not supported".into(),
-                    ));
                 }
                 _ => {}
             }
@@ -460,7 +509,6 @@ pub struct LayerReader {
     layer: usize,
     entries: tokio_tar::Entries<TarStream>,
     archive: tokio_tar::Archive<TarStream>,
-    window: Window,
     next_ordinal: u32,
 }
 
@@ -470,9 +518,8 @@ impl LayerReader {
         layer: usize,
         diff_id: Option<&Digest>,
     ) -> Result<LayerReader, LayerError> {
-        let (stream, _) = open_tar(blob, layer, diff_id).await?;
-        let (stream, window) = GuardedReader::new(stream, u64::MAX);
-        let mut archive = tokio_tar::Archive::new(Box::new(stream) as TarStream);
+        let (stream, _) = open_tar(blob, layer, diff_id, u64::MAX).await?;
+        let mut archive = tokio_tar::Archive::new(stream);
         let entries = archive
             .entries()
             .map_err(|e| stream_error(layer, e, None))?;
@@ -480,7 +527,6 @@ impl LayerReader {
             layer,
             entries,
             archive,
-            window,
             next_ordinal: 0,
         })
     }
@@ -500,9 +546,6 @@ impl LayerReader {
                     )
                 })?
                 .map_err(|e| stream_error(self.layer, e, None))?;
-            self.window
-                .after(&entry)
-                .map_err(|e| malformed(self.layer, e))?;
             let this = self.next_ordinal;
             self.next_ordinal = self.next_ordinal.saturating_add(1);
             if this == ordinal {
@@ -520,15 +563,12 @@ impl LayerReader {
             layer,
             mut entries,
             archive,
-            window,
             ..
         } = self;
         while let Some(entry) = entries.next().await {
-            let entry = entry.map_err(|e| stream_error(layer, e, None))?;
-            window.after(&entry).map_err(|e| malformed(layer, e))?;
+            entry.map_err(|e| stream_error(layer, e, None))?;
         }
         drop(entries);
-        window.open();
         let mut rest = archive
             .into_inner()
             .map_err(|_| malformed(layer, "tar reader still in use"))?;
@@ -536,103 +576,6 @@ impl LayerReader {
             .await
             .map_err(|e| stream_error(layer, e, None))?;
         Ok(())
-    }
-}
-
-/// How far into the tar stream the reader may go: up to the end of the
-/// last entry handed out plus [`MAX_METADATA`]. The tar reader buffers
-/// extension records whole before it returns the entry they describe, so
-/// this bound is what keeps a forged 4 GiB long name out of memory.
-#[derive(Clone)]
-struct Window(Arc<AtomicU64>);
-
-impl Window {
-    /// Moves the bound past `entry`'s data.
-    fn after(&self, entry: &TarEntry) -> Result<(), String> {
-        let end = data_end(entry)?;
-        self.0
-            .store(end.saturating_add(MAX_METADATA), Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// No bound: only trailing blocks and padding are left to read.
-    fn open(&self) {
-        self.0.store(u64::MAX, Ordering::Relaxed);
-    }
-}
-
-/// Offset in the tar stream where `entry`'s stored data ends (padded to a
-/// block): where the next header may start.
-fn data_end(entry: &TarEntry) -> Result<u64, String> {
-    let stored = if entry.header().entry_type() == tokio_tar::EntryType::GNUSparse {
-        // An old GNU sparse entry stores fewer bytes than its real size.
-        entry
-            .header()
-            .raw_entry_size()
-            .map_err(|e| format!("sparse entry size: {e}"))?
-    } else {
-        entry.effective_size()
-    };
-    stored
-        .checked_add(511)
-        .map(|s| s & !511)
-        .and_then(|s| s.checked_add(entry.raw_file_position()))
-        .ok_or_else(|| "entry size overflows".to_string())
-}
-
-/// Fails once more than `limit` bytes have been read, or once the reader
-/// passes the [`Window`].
-struct GuardedReader {
-    inner: TarStream,
-    read: u64,
-    limit: u64,
-    window: Window,
-}
-
-impl GuardedReader {
-    fn new(inner: TarStream, limit: u64) -> (GuardedReader, Window) {
-        let window = Window(Arc::new(AtomicU64::new(MAX_METADATA)));
-        let reader = GuardedReader {
-            inner,
-            read: 0,
-            limit,
-            window: window.clone(),
-        };
-        (reader, window)
-    }
-}
-
-impl AsyncRead for GuardedReader {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let poll = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let std::task::Poll::Ready(Ok(())) = poll {
-            this.read += (buf.filled().len() - before) as u64;
-            if this.read > this.limit {
-                return std::task::Poll::Ready(Err(stage_error(
-                    Stage::Limit,
-                    format!(
-                        "decompresses to more than {} bytes (--max-size); raise it if the image is genuine",
-                        this.limit
-                    ),
-                )));
-            }
-            if this.read > this.window.0.load(Ordering::Relaxed) {
-                return std::task::Poll::Ready(Err(stage_error(
-                    Stage::Limit,
-                    format!(
-                        "an entry has more than {MAX_METADATA} bytes of tar metadata \
-                         (PAX records, GNU long names or sparse maps)"
-                    ),
-                )));
-            }
-        }
-        poll
     }
 }
 
@@ -677,6 +620,7 @@ mod tests {
         max_tar_bytes: 1 << 40,
         capture: &[],
         capture_limit: 0,
+        declared: None,
     };
 
     async fn scan(tar: Vec<u8>) -> Result<LayerHeaders, LayerError> {
@@ -728,5 +672,52 @@ mod tests {
         let err = scan(tar).await.unwrap_err().to_string();
         assert!(err.contains("after the entry /cut"), "{err}");
         assert!(err.contains("truncated"), "{err}");
+    }
+
+    fn names(h: &LayerHeaders) -> Vec<&[u8]> {
+        h.entries.iter().map(|e| &e.path[..]).collect()
+    }
+
+    #[tokio::test]
+    async fn the_archive_ends_as_go_ends_it() {
+        // One zero block, then the end of the data: the end.
+        let mut tar = block(b"a", 0, b'0');
+        tar.extend([0u8; 512]);
+        assert_eq!(names(&scan(tar.clone()).await.unwrap()), [&b"a"[..]]);
+        // Two zero blocks, then anything: the end, the rest drained.
+        let mut two = tar.clone();
+        two.extend([0u8; 512]);
+        two.extend(block(b"ignored", 0, b'0'));
+        assert_eq!(names(&scan(two).await.unwrap()), [&b"a"[..]]);
+        // One zero block, then a header: Go refuses it.
+        tar.extend(block(b"b", 0, b'0'));
+        let err = scan(tar).await.unwrap_err().to_string();
+        assert!(err.contains("zero block"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_global_header_drops_what_was_pending_and_is_no_entry() {
+        let rec = b"11 path=xy\n";
+        let mut pax = block(b"PaxHeader", rec.len() as u64, b'x');
+        pax.extend(rec);
+        pax.resize(1024, 0);
+        let mut global = block(b"GlobalHead", rec.len() as u64, b'g');
+        global.extend(rec);
+        global.resize(1024, 0);
+        let mut tar = pax.clone();
+        tar.extend(&global);
+        tar.extend(block(b"kept", 0, b'0'));
+        // A PAX header with no entry after it is ignored.
+        tar.extend(&pax);
+        tar.extend([0u8; 1024]);
+        let h = scan(tar).await.unwrap();
+        assert_eq!(names(&h), [&b"kept"[..]]);
+        assert_eq!(h.entries[0].ordinal, 0);
+    }
+
+    #[test]
+    fn messages_escape_bytes_that_are_not_utf8() {
+        assert_eq!(short(b"a\xff\x1bb"), "/a\\xff\\u{1b}b");
+        assert_eq!(short("/é".as_bytes()), "/é");
     }
 }

@@ -213,8 +213,13 @@ pub fn check_rules(entries: &[Entry]) -> Result<(), String> {
     let mut seen: HashMap<&[u8], u32> = HashMap::new();
     for e in entries {
         let n = show(&e.name);
-        if e.name.is_empty() || e.name == b"." {
-            errors.push(format!("entry for the root itself ({n:?})"));
+        // "." may come first, as a directory: the kernel applies its mode,
+        // owner and mtime to the root.
+        let root_first = e.name == b"." && e.file_type() == S_IFDIR && std::ptr::eq(e, &entries[0]);
+        if e.name.is_empty() || (e.name == b"." && !root_first) {
+            errors.push(format!(
+                "entry for the root itself ({n:?}), not first or not a directory"
+            ));
         }
         if e.name.starts_with(b"/") {
             errors.push(format!("{n}: leading '/'"));

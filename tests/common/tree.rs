@@ -61,7 +61,8 @@ impl Tree {
             }
         }
         let mut map = BTreeMap::new();
-        for e in entries {
+        // The root itself is left out, as in `from_dir`.
+        for e in entries.iter().filter(|e| e.name != b".") {
             let kind = match e.file_type() {
                 newc::S_IFREG => Kind::File,
                 newc::S_IFDIR => Kind::Dir,
