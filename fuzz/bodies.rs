@@ -1,5 +1,5 @@
 //! The fuzz target bodies. Both the cargo-fuzz binaries and the stable
-//! corpus replay test (tests/fuzz_corpus.rs) include this file, so a seed
+//! corpus replay test (tests/integration/fuzz_corpus.rs) include this file, so a seed
 //! or a crash input runs the very same code in both.
 // Each fuzz binary uses one of these functions.
 #![allow(dead_code)]

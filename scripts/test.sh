@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test entry point: installs the tools the integration tests
 # drive (umoci, skopeo, busybox, cpio, compressors, qemu for boot tests,
-# dockerd and podman, which tests/engines.rs starts privately), fetches the
-# kernels when the boot-test helper exists (and an arm64 busybox for the
+# dockerd and podman, which tests/integration/engines.rs starts privately),
+# fetches the kernels when the boot-test helper exists (and an arm64 busybox for the
 # boot-check tests), checks that the committed guest /init binaries match
 # init/, then runs cargo test.
 set -euo pipefail
@@ -97,7 +97,8 @@ locked=(--locked)
 # The library builds without the command line's crates.
 cargo build --lib --no-default-features "${locked[@]}" >&2
 
-# Arguments replace --all-targets, e.g. `scripts/test.sh --test differential`.
+# Arguments replace --all-targets, e.g.
+# `scripts/test.sh --test integration differential::`.
 if (($#)); then
     cargo test --no-fail-fast "${locked[@]}" "$@" || status=$?
 else

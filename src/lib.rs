@@ -94,6 +94,10 @@ pub enum Error {
     /// A bound set by the caller (--max-size, --max-entries) was hit.
     #[error("{0}")]
     Limit(String),
+    /// The caller asked for something that cannot be done.
     #[error("{0}")]
     Usage(String),
+    /// A broken assumption of this crate, not of the input or the caller.
+    #[error("internal error: {0}")]
+    Internal(String),
 }

@@ -36,22 +36,10 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("initramfs-stream: {}", one_line(&e));
+            eprintln!("initramfs-stream: {}", cli::one_line(&e));
             ExitCode::from(1)
         }
     }
-}
-
-/// The error chain on one line, outermost first, without repeats.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string().replace('\n', " ");
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
 }
 
 async fn interrupted() {

@@ -121,6 +121,7 @@ async fn produce(
         }
     }
     layer.finish().await?;
+    source.layer_done(blob);
     Ok(())
 }
 

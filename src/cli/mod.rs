@@ -227,6 +227,77 @@ fn excludes(cli: &Cli) -> Result<Excludes> {
 }
 
 pub async fn run(cli: &Cli) -> Result<()> {
+    run_image(cli).await.map_err(with_flag_hint)
+}
+
+/// The failure with the option that would help, for the failures of the
+/// image source an option can do something about.
+fn with_flag_hint(e: anyhow::Error) -> anyhow::Error {
+    use initramfs_stream::source::{SourceError, TransportKind};
+    let Some(source) = source_error(&e) else {
+        return e;
+    };
+    let hint = match source {
+        SourceError::MemoryLimit { what, limit } => {
+            return anyhow::anyhow!(
+                "{what}: the stream is larger than --memory-limit ({}, held compressed); \
+                 raise it, or give the archive as a file",
+                initramfs_stream::human_bytes(*limit)
+            )
+        }
+        SourceError::Transport {
+            kind: TransportKind::NotTls,
+            ..
+        } => "is it a plain-HTTP registry? then use --plain-http",
+        SourceError::Transport {
+            kind: TransportKind::Certificate,
+            ..
+        } => "trust its CA with --ca-file, or skip verification with --insecure",
+        SourceError::Auth(auth) => match &auth.tried {
+            Some(tried) if tried.from.is_none() => "given with --username and --password-stdin",
+            Some(_) => return e,
+            None => "give them with --username and --password-stdin",
+        },
+        SourceError::CaFile { .. } => "the file given with --ca-file",
+        SourceError::HalfCredential => "--username and --password-stdin go together",
+        _ => return e,
+    };
+    anyhow::anyhow!("{} ({hint})", one_line(&e))
+}
+
+/// The image source's error behind a failure, wherever it was wrapped: in
+/// the library's `Error`, or in an I/O error of a layer stream.
+fn source_error(e: &anyhow::Error) -> Option<&initramfs_stream::source::SourceError> {
+    use initramfs_stream::source::SourceError;
+    e.chain().find_map(|cause| {
+        if let Some(initramfs_stream::Error::Source(s)) =
+            cause.downcast_ref::<initramfs_stream::Error>()
+        {
+            return Some(s);
+        }
+        if let Some(s) = cause.downcast_ref::<SourceError>() {
+            return Some(s);
+        }
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<SourceError>())
+    })
+}
+
+/// The error chain on one line, outermost first, without repeats.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+async fn run_image(cli: &Cli) -> Result<()> {
     let started = Instant::now();
     let image = cli.image.as_deref().unwrap_or_default();
     let reference = image_reference(image, &cli.registry)?;
@@ -453,4 +524,48 @@ fn image_reference(image: &str, args: &RegistryArgs) -> Result<ImageReference> {
         };
     }
     Ok(reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use initramfs_stream::source::{AuthError, SourceError, Tried};
+
+    fn hinted(e: SourceError) -> String {
+        one_line(&with_flag_hint(initramfs_stream::Error::from(e).into()))
+    }
+
+    #[test]
+    fn flag_hints_follow_the_error_kind() {
+        let limit = hinted(SourceError::MemoryLimit {
+            what: "docker-archive:-".into(),
+            limit: 64 << 10,
+        });
+        assert!(limit.contains("larger than --memory-limit"), "{limit}");
+        let auth = |from: Option<&str>| {
+            hinted(SourceError::Auth(AuthError {
+                host: "reg".into(),
+                tried: Some(Tried {
+                    username: "u".into(),
+                    from: from.map(String::from),
+                }),
+                looked_in: Vec::new(),
+                reason: String::new(),
+            }))
+        };
+        assert!(auth(None).contains("--password-stdin"), "{}", auth(None));
+        // Credentials from a file: the file is named, no option is.
+        let from_file = auth(Some("/x/config.json"));
+        assert!(
+            from_file.contains("/x/config.json") && !from_file.contains("--"),
+            "{from_file}"
+        );
+        // Inside a layer stream's I/O error too.
+        let inner = std::io::Error::other(SourceError::HalfCredential);
+        let text = one_line(&with_flag_hint(anyhow::Error::new(inner)));
+        assert!(text.contains("--username"), "{text}");
+        // Errors no option helps with are left alone.
+        let plain = hinted(SourceError::Image("no tag".into()));
+        assert_eq!(plain, "no tag");
+    }
 }

@@ -3,15 +3,17 @@
 //! the credential helpers those name (`docker-credential-NAME get`).
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+use std::time::Duration;
 
 use base64::Engine;
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
 
 use super::reference::DOCKER_HUB;
-use super::SourceError;
+use super::{esc, SourceError};
 
 /// A user name and password, and where they were found (for messages).
 #[derive(Clone, PartialEq, Eq)]
@@ -53,22 +55,29 @@ pub fn auth_files() -> Vec<PathBuf> {
     files
 }
 
+/// How long a credential helper may take; one that prompts or hangs is
+/// killed.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Looks up credentials for `registry/repository` in the auth files.
 /// `None` when no file has any: the pull goes anonymous.
-pub fn lookup(
+pub async fn lookup(
     files: &[PathBuf],
     registry: &str,
     repository: &str,
 ) -> Result<Option<Credential>, SourceError> {
     for file in files {
-        let text = match std::fs::read(file) {
+        let text = match tokio::fs::read(file).await {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(SourceError::new(format!("{}: {e}", file.display()))),
+            Err(e) => return Err(SourceError::io(file.display(), e)),
         };
-        let config: AuthFile = serde_json::from_slice(&text)
-            .map_err(|e| SourceError::new(format!("{}: invalid JSON: {e}", file.display())))?;
-        if let Some(c) = from_file(&config, file, registry, repository)? {
+        let config: AuthFile =
+            serde_json::from_slice(&text).map_err(|e| SourceError::Credentials {
+                what: file.display().to_string(),
+                reason: format!("invalid JSON: {e}"),
+            })?;
+        if let Some(c) = from_file(&config, file, registry, repository).await? {
             return Ok(Some(c));
         }
     }
@@ -96,7 +105,7 @@ struct AuthEntry {
     password: Option<String>,
 }
 
-fn from_file(
+async fn from_file(
     config: &AuthFile,
     file: &Path,
     registry: &str,
@@ -105,10 +114,10 @@ fn from_file(
     // Docker's order: a registry's own helper, then the default store, then
     // the inline entries.
     if let Some((_, helper)) = best_match(&config.cred_helpers, registry, repository) {
-        return run_helper(helper, registry, file);
+        return run_helper(helper, registry, file).await;
     }
     if let Some(helper) = config.creds_store.as_deref().filter(|h| !h.is_empty()) {
-        if let Some(c) = run_helper(helper, registry, file)? {
+        if let Some(c) = run_helper(helper, registry, file).await? {
             return Ok(Some(c));
         }
     }
@@ -120,12 +129,12 @@ fn from_file(
         (Some(auth), _, _) if !auth.is_empty() => {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(auth.trim())
-                .map_err(|e| SourceError::new(format!("{source}: auth is not base64: {e}")))?;
-            let raw = String::from_utf8(raw)
-                .map_err(|_| SourceError::new(format!("{source}: auth is not UTF-8")))?;
-            let (u, p) = raw.split_once(':').ok_or_else(|| {
-                SourceError::new(format!("{source}: auth is not base64 of USER:PASSWORD"))
-            })?;
+                .map_err(|e| bad(&source, format!("auth is not base64: {e}")))?;
+            let raw =
+                String::from_utf8(raw).map_err(|_| bad(&source, "auth is not UTF-8".into()))?;
+            let (u, p) = raw
+                .split_once(':')
+                .ok_or_else(|| bad(&source, "auth is not base64 of USER:PASSWORD".into()))?;
             (u.to_string(), p.to_string())
         }
         (_, Some(u), Some(p)) => (u.clone(), p.clone()),
@@ -136,6 +145,13 @@ fn from_file(
         password,
         source,
     }))
+}
+
+fn bad(what: &str, reason: String) -> SourceError {
+    SourceError::Credentials {
+        what: what.to_string(),
+        reason,
+    }
 }
 
 /// The entry whose key names this registry, or the longest that names a
@@ -194,47 +210,62 @@ struct HelperReply {
     secret: String,
 }
 
-/// Runs `docker-credential-NAME get` with the server on stdin. A helper that
-/// has nothing for the server means anonymous, as with docker.
-fn run_helper(
+/// Runs `docker-credential-NAME get` with the server on stdin, as a child
+/// process the runtime waits on (no worker thread blocks), killed past
+/// `HELPER_TIMEOUT`. A helper that has nothing for the server means
+/// anonymous, as with docker.
+async fn run_helper(
     helper: &str,
     registry: &str,
     file: &Path,
 ) -> Result<Option<Credential>, SourceError> {
     let program = format!("docker-credential-{helper}");
-    let source = format!("{program} (named in {})", file.display());
+    let source = format!("{} (named in {})", esc(&program), file.display());
     let mut child = Command::new(&program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
-        .map_err(|e| SourceError::new(format!("cannot run {source}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that exits without reading is judged by its status below.
-        let _ = stdin.write_all(helper_server(registry).as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| SourceError::new(format!("{source}: {e}")))?;
+        .map_err(|e| SourceError::io(format!("cannot run {source}"), e))?;
+    let server = helper_server(registry).as_bytes().to_vec();
+    let stdin = child.stdin.take();
+    let talk = async move {
+        if let Some(mut stdin) = stdin {
+            // A helper that exits without reading is judged by its status below.
+            let _ = stdin.write_all(&server).await;
+        }
+        child.wait_with_output().await
+    };
+    let out = match tokio::time::timeout(HELPER_TIMEOUT, talk).await {
+        Ok(out) => out.map_err(|e| SourceError::io(&source, e))?,
+        Err(_) => {
+            return Err(bad(
+                &source,
+                format!("no answer within {}s", HELPER_TIMEOUT.as_secs()),
+            ))
+        }
+    };
     if !out.status.success() {
         let said = String::from_utf8_lossy(&out.stdout).trim().to_string()
             + String::from_utf8_lossy(&out.stderr).trim();
+        // The helper protocol's only way to say "nothing stored": this text
+        // (docker-credential-helpers' ErrCredentialsNotFound).
         if said.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
         }
-        let said = said.lines().next().unwrap_or("").to_string();
-        return Err(SourceError::new(format!(
-            "{source} failed ({}): {said}",
-            out.status
-        )));
+        let said = esc(said.lines().next().unwrap_or(""));
+        return Err(bad(&source, format!("failed ({}): {said}", out.status)));
     }
     let reply: HelperReply = serde_json::from_slice(&out.stdout)
-        .map_err(|e| SourceError::new(format!("{source}: invalid reply: {e}")))?;
+        .map_err(|e| bad(&source, format!("invalid reply: {}", esc(&e.to_string()))))?;
     if reply.username == "<token>" {
-        return Err(SourceError::new(format!(
-            "{source}: gave an identity token, which is not supported; use --username and --password-stdin"
-        )));
+        return Err(bad(
+            &source,
+            "gave an identity token, which is not supported; give a user name and password instead"
+                .into(),
+        ));
     }
     if reply.username.is_empty() && reply.secret.is_empty() {
         return Ok(None);
@@ -256,8 +287,8 @@ mod tests {
         p
     }
 
-    #[test]
-    fn auths_entries_and_keys() {
+    #[tokio::test]
+    async fn auths_entries_and_keys() {
         let dir = tempfile::tempdir().unwrap();
         let auth = base64::engine::general_purpose::STANDARD.encode("u:p:w");
         let f = write(
@@ -271,19 +302,26 @@ mod tests {
         );
         let files = [dir.path().join("missing.json"), f];
         let hub = lookup(&files, "docker.io", "library/alpine")
+            .await
             .unwrap()
             .unwrap();
         assert_eq!((hub.username.as_str(), hub.password.as_str()), ("u", "p:w"));
-        let team = lookup(&files, "reg:5000", "team/app").unwrap().unwrap();
+        let team = lookup(&files, "reg:5000", "team/app")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(team.username, "u");
         assert!(team.source.contains("reg:5000/team"), "{}", team.source);
-        let other = lookup(&files, "reg:5000", "teamx/app").unwrap().unwrap();
+        let other = lookup(&files, "reg:5000", "teamx/app")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(other.username, "x");
-        assert!(lookup(&files, "elsewhere:1", "a").unwrap().is_none());
+        assert!(lookup(&files, "elsewhere:1", "a").await.unwrap().is_none());
     }
 
-    #[test]
-    fn first_file_with_an_entry_wins() {
+    #[tokio::test]
+    async fn first_file_with_an_entry_wins() {
         let dir = tempfile::tempdir().unwrap();
         let a = write(
             dir.path(),
@@ -295,21 +333,21 @@ mod tests {
             "b.json",
             r#"{"auths": {"reg": {"username": "b", "password": "c"}}}"#,
         );
-        let c = lookup(&[a, b], "reg", "x").unwrap().unwrap();
+        let c = lookup(&[a, b], "reg", "x").await.unwrap().unwrap();
         assert_eq!(c.username, "b");
         assert!(c.source.contains("b.json"));
     }
 
-    #[test]
-    fn bad_files_are_errors() {
+    #[tokio::test]
+    async fn bad_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let f = write(dir.path(), "a.json", "{");
-        assert!(lookup(&[f], "reg", "x").is_err());
+        assert!(lookup(&[f], "reg", "x").await.is_err());
         let f = write(
             dir.path(),
             "b.json",
             r#"{"auths": {"reg": {"auth": "%%%"}}}"#,
         );
-        assert!(lookup(&[f], "reg", "x").is_err());
+        assert!(lookup(&[f], "reg", "x").await.is_err());
     }
 }

@@ -27,7 +27,9 @@ use tokio::sync::mpsc;
 
 use super::held::{HeldArchive, Reread};
 use super::store::{normalize, BlobReader, Store};
-use super::{esc, resolve_docker_archive, Digest, ImageReference, ImageSource, SourceError};
+use super::{
+    esc, resolve_docker_archive, Digest, ImageReference, ImageSource, SourceError, TransportKind,
+};
 use crate::channel_reader::ChannelReader;
 
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -60,6 +62,11 @@ impl Engine {
         }
     }
 
+    /// `path` on the engine, as a URL for messages.
+    fn url(&self, path: &str) -> String {
+        format!("unix://{}{path}", esc(&self.socket.display().to_string()))
+    }
+
     fn describe(&self) -> String {
         format!(
             "the Docker Engine at {}",
@@ -71,8 +78,11 @@ impl Engine {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|e| self.connect_error(e))?;
-        let fail =
-            |e: hyper::Error| SourceError::new(format!("{}: GET {path}: {e}", self.describe()));
+        let fail = |e: hyper::Error| SourceError::Transport {
+            what: format!("{}: GET {path}", self.describe()),
+            kind: TransportKind::Connection,
+            source: Box::new(e),
+        };
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(fail)?;
@@ -82,7 +92,7 @@ impl Engine {
         let request = Request::get(path)
             .header(hyper::header::HOST, "docker")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| SourceError::new(format!("GET {path}: {e}")))?;
+            .map_err(|e| SourceError::Internal(format!("GET {path}: {e}")))?;
         sender.send_request(request).await.map_err(fail)
     }
 
@@ -100,7 +110,10 @@ impl Engine {
                 .to_string(),
             _ => e.to_string(),
         };
-        SourceError::new(format!("cannot reach {}: {why}", self.describe()))
+        SourceError::io(
+            format!("cannot reach {}", self.describe()),
+            std::io::Error::new(e.kind(), why),
+        )
     }
 
     /// A small answer: its status and body.
@@ -110,8 +123,11 @@ impl Engine {
         let mut body = response.into_body();
         let mut bytes = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame
-                .map_err(|e| SourceError::new(format!("{}: GET {path}: {e}", self.describe())))?;
+            let frame = frame.map_err(|e| SourceError::Transport {
+                what: format!("{}: GET {path}", self.describe()),
+                kind: TransportKind::Connection,
+                source: Box::new(e),
+            })?;
             if let Ok(data) = frame.into_data() {
                 if bytes.len() + data.len() > MAX_ANSWER {
                     return Err(SourceError::new(format!(
@@ -130,11 +146,11 @@ impl Engine {
         let path = format!("/images/{id}/get");
         let response = self.get(&path).await?;
         if !response.status().is_success() {
-            let status = response.status();
-            return Err(SourceError::new(format!(
-                "{}: GET {path}: {status}",
-                self.describe()
-            )));
+            return Err(SourceError::Http {
+                url: self.url(&path),
+                status: response.status().as_u16(),
+                detail: String::new(),
+            });
         }
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         let what = format!("{}: GET {path}", self.describe());
@@ -200,11 +216,11 @@ pub(super) async fn resolve(
         return Err(not_found(&engine, &reference, name).await);
     }
     if !status.is_success() {
-        return Err(SourceError::new(format!(
-            "{reference}: {}: {status}: {}",
-            engine.describe(),
-            engine_message(&body)
-        )));
+        return Err(SourceError::Http {
+            url: engine.url(&format!("/images/{name}/json")),
+            status: status.as_u16(),
+            detail: format!(" ({})", engine_message(&body)),
+        });
     }
     #[derive(serde::Deserialize)]
     struct Inspect {
@@ -325,7 +341,7 @@ impl Reread for Export {
         tokio::spawn(async move {
             let result = member(&engine, &id, &name, size, &tx).await;
             if let Err(e) = result {
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                let _ = tx.send(Err(e.into_io())).await;
             }
         });
         Ok(Box::new(ChannelReader::new(rx)))
@@ -341,7 +357,7 @@ async fn member(
     tx: &mpsc::Sender<std::io::Result<Bytes>>,
 ) -> Result<(), SourceError> {
     let what = format!("{} (image {id})", engine.describe());
-    let io = |e: std::io::Error| SourceError::new(format!("{what}: {e}"));
+    let io = |e: std::io::Error| SourceError::io(&what, e);
     let stream = engine.export(id).await?;
     let mut archive = tokio_tar::Archive::new(tokio::io::BufReader::new(stream));
     let mut entries = archive.entries().map_err(io)?;

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 /// A `sha256:` digest. Other algorithms are refused when parsed: every
 /// image tool in use writes sha256, and an unknown one cannot be verified.
@@ -84,15 +84,16 @@ impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
                 let new = &buf.filled()[before..];
                 if new.is_empty() && !this.done && buf.remaining() > 0 {
                     this.done = true;
-                    let got = hex::encode(std::mem::take(&mut this.hasher).finalize());
-                    if got != this.expected.hex {
-                        return Poll::Ready(Err(std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!(
-                                "{}: digest mismatch: expected {}, got sha256:{got}",
-                                this.what, this.expected
-                            ),
-                        )));
+                    let got = Digest {
+                        hex: hex::encode(std::mem::take(&mut this.hasher).finalize()),
+                    };
+                    if got != this.expected {
+                        let e = super::SourceError::Digest {
+                            what: std::mem::take(&mut this.what),
+                            expected: this.expected.clone(),
+                            got,
+                        };
+                        return Poll::Ready(Err(e.into_io()));
                     }
                 } else {
                     this.hasher.update(new);
@@ -100,6 +101,21 @@ impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
                 Poll::Ready(Ok(()))
             }
             other => other,
+        }
+    }
+}
+
+/// Reads a stream to its end and drops the bytes: what is left of a blob
+/// after the part a reader wanted (a tar's trailing blocks, padding) still
+/// counts towards its digest, which a `VerifyingReader` checks only there.
+/// Returns the bytes read.
+pub async fn drain_to_eof<R: AsyncRead + Unpin + ?Sized>(reader: &mut R) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        match reader.read(&mut buf).await? {
+            0 => return Ok(total),
+            n => total += n as u64,
         }
     }
 }
@@ -120,6 +136,28 @@ mod tests {
         let mut r = VerifyingReader::new(&b"hello"[..], bad, "blob".into());
         let err = r.read_to_end(&mut Vec::new()).await.unwrap_err();
         assert!(err.to_string().contains("digest mismatch"), "{err}");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        let typed = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<super::super::SourceError>());
+        assert!(matches!(
+            typed,
+            Some(super::super::SourceError::Digest { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn draining_reaches_the_digest_check() {
+        let data = vec![7u8; 200 * 1024];
+        let mut r = VerifyingReader::new(&data[..], Digest::of(&data), "blob".into());
+        let mut head = [0u8; 10];
+        r.read_exact(&mut head).await.unwrap();
+        assert_eq!(drain_to_eof(&mut r).await.unwrap(), data.len() as u64 - 10);
+
+        let mut r = VerifyingReader::new(&data[..], Digest::of(b"other"), "blob".into());
+        r.read_exact(&mut head).await.unwrap();
+        let err = drain_to_eof(&mut r).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl HeldArchive {
         limit: u64,
         again: Option<Box<dyn Reread>>,
     ) -> Result<HeldArchive, SourceError> {
-        let io = |e: std::io::Error| SourceError::new(format!("{what}: {e}"));
+        let io = |e: std::io::Error| SourceError::io(&what, e);
         let mut input = tokio::io::BufReader::with_capacity(256 * 1024, input);
         let head = input.fill_buf().await.map_err(io)?;
         if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -159,7 +159,7 @@ impl HeldArchive {
                     };
                     let piece = job
                         .await
-                        .map_err(|e| io(std::io::Error::other(e)))?
+                        .map_err(|e| SourceError::Internal(format!("{what}: {e}")))?
                         .map_err(io)?;
                     if !fits {
                         continue;
@@ -168,11 +168,7 @@ impl HeldArchive {
                     pieces.push(piece);
                     if held > limit {
                         if again.is_none() {
-                            return Err(SourceError::new(format!(
-                                "{what}: the stream is larger than --memory-limit ({}, \
-                                 held compressed); raise it, or give the archive as a file",
-                                crate::human_bytes(limit)
-                            )));
+                            return Err(SourceError::MemoryLimit { what, limit });
                         }
                         // Dropped now, read again when needed.
                         fits = false;
@@ -206,7 +202,7 @@ impl HeldArchive {
     }
 
     pub fn describe(&self, name: &str) -> String {
-        format!("{}:{name}", self.what)
+        format!("{}:{}", self.what, crate::listing::escape(name.as_bytes()))
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -236,7 +232,7 @@ impl HeldArchive {
             (Body::Elsewhere, Some(again)) => {
                 Ok((again.open(&member.name, member.size)?, member.size))
             }
-            (Body::Elsewhere, None) => Err(SourceError::new(format!(
+            (Body::Elsewhere, None) => Err(SourceError::Internal(format!(
                 "{}: member '{}' was not kept",
                 self.what,
                 crate::listing::escape(name.as_bytes())
@@ -323,10 +319,12 @@ mod tests {
     #[tokio::test]
     async fn a_pipe_past_the_limit_fails() {
         let tar = tar_of(&[("big", vec![7u8; 4 * PIECE])]);
-        let err = match HeldArchive::read("pipe".into(), &tar[..], 10, None).await {
-            Err(e) => e.to_string(),
+        match HeldArchive::read("pipe".into(), &tar[..], 10, None).await {
+            Err(SourceError::MemoryLimit { what, limit }) => {
+                assert_eq!((what.as_str(), limit), ("pipe", 10))
+            }
+            Err(e) => panic!("another error: {e}"),
             Ok(_) => panic!("held past the limit"),
-        };
-        assert!(err.contains("larger than --memory-limit"), "{err}");
+        }
     }
 }

@@ -10,10 +10,19 @@
 //! read with seeks, never extracted. An archive that cannot seek (`-` for
 //! stdin, a pipe, a FIFO) and a Docker Engine's export are read once and
 //! held in memory, compressed (see `held`); registry blobs are streamed.
+//!
+//! Every source that has image indexes (OCI layouts and archives,
+//! registries) goes from its first document to the manifest through one
+//! resolver, `resolve_manifest`, and from the manifest to the config and
+//! layers through `image_from_manifest`. Every blob is verified against
+//! its digest: documents when read, layers at the end of their stream
+//! (read them to the end, `drain_to_eof`). Failures are `SourceError`s,
+//! typed by kind, with their causes behind `Error::source`.
 
 mod credentials;
 mod daemon;
 mod digest;
+mod error;
 mod held;
 mod reference;
 pub mod registry;
@@ -23,7 +32,8 @@ mod store;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use digest::{Digest, VerifyingReader};
+pub use digest::{drain_to_eof, Digest, VerifyingReader};
+pub use error::{AuthError, SourceError, TransportKind, Tried};
 pub use reference::RegistryImage;
 pub use registry::RegistryOptions;
 pub use spec::{ImageConfig, Platform, RunConfig};
@@ -31,17 +41,6 @@ pub use store::BlobReader;
 
 use spec::{Descriptor, Document, Index, Manifest, MAX_DOCUMENT_SIZE};
 use store::Store;
-
-/// A failure to find or read an image; the message names the file or blob.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(String);
-
-impl SourceError {
-    pub fn new(msg: impl Into<String>) -> Self {
-        SourceError(msg.into())
-    }
-}
 
 /// Where an image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,10 +114,11 @@ impl ImageReference {
             {
                 match rest.strip_prefix("//").filter(|_| t == "docker") {
                     Some(name) => Self::registry(name, s),
-                    None if t == "docker" => Err(SourceError::new(format!(
-                        "'{s}': a registry image is docker://NAME or just NAME"
+                    None if t == "docker" => Err(SourceError::Reference(format!(
+                        "'{}': a registry image is docker://NAME or just NAME",
+                        esc(s)
                     ))),
-                    None => Err(SourceError::new(format!(
+                    None => Err(SourceError::Reference(format!(
                         "'{}': the {t}: transport is not supported; use a registry NAME[:TAG], \
                          oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] \
                          or docker-daemon:NAME[:TAG]",
@@ -136,7 +136,7 @@ impl ImageReference {
                 image,
                 options: RegistryOptions::default(),
             }),
-            Err(e) => Err(SourceError::new(format!(
+            Err(e) => Err(SourceError::Reference(format!(
                 "{}; '{}' is neither a registry image NAME[:TAG][@DIGEST] nor \
                  oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] \
                  or docker-daemon:NAME[:TAG]",
@@ -274,6 +274,13 @@ impl ImageSource {
         }
     }
 
+    /// Tells the source that `layer` will not be opened again, so bytes
+    /// kept for it (a pulled blob held between the passes) are freed now
+    /// rather than when the source is dropped.
+    pub fn layer_done(&self, layer: &LayerBlob) {
+        self.store.release(&layer.location);
+    }
+
     /// A stream of the layer's stored bytes. When the image gives the blob's
     /// digest the stream fails at its end unless the bytes match.
     pub async fn open_layer(&self, layer: &LayerBlob) -> Result<BlobReader, SourceError> {
@@ -328,15 +335,23 @@ async fn archive_store(
     reference: &ImageReference,
 ) -> Result<Store, SourceError> {
     let what = reference.to_string();
-    let io = |e: std::io::Error| SourceError::new(format!("{what}: {e}"));
-    let input = if file == Path::new("-") {
-        use std::os::fd::AsFd;
-        let fd = std::io::stdin().as_fd().try_clone_to_owned().map_err(io)?;
-        std::fs::File::from(fd)
-    } else {
-        std::fs::File::open(file).map_err(io)?
-    };
-    if input.metadata().map_err(io)?.is_file() {
+    let io = |e: std::io::Error| SourceError::io(&what, e);
+    // Opening a FIFO waits for its writer: off the async workers.
+    let path = file.to_path_buf();
+    let (input, is_file) = tokio::task::spawn_blocking(move || {
+        let input = if path == Path::new("-") {
+            use std::os::fd::AsFd;
+            std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?)
+        } else {
+            std::fs::File::open(&path)?
+        };
+        let is_file = input.metadata()?.is_file();
+        Ok::<_, std::io::Error>((input, is_file))
+    })
+    .await
+    .map_err(|e| SourceError::Internal(format!("{what}: {e}")))?
+    .map_err(io)?;
+    if is_file {
         return Store::tar(file, input).await;
     }
     let reader = crate::blocking_io::BlockingIo(input);
@@ -429,9 +444,11 @@ async fn read_blob(store: &Store, desc: &Descriptor, what: &str) -> Result<Vec<u
         .await?;
     let got = Digest::of(&bytes);
     if got != digest {
-        return Err(SourceError::new(format!(
-            "{what}: digest mismatch: expected {digest}, got {got}"
-        )));
+        return Err(SourceError::Digest {
+            what: what.to_string(),
+            expected: digest,
+            got,
+        });
     }
     // Right bytes, wrong descriptor: refused as a layer's would be.
     if bytes.len() as u64 != desc.size {
@@ -462,33 +479,73 @@ async fn resolve_oci(
     let bytes = store
         .read_document("index.json", MAX_DOCUMENT_SIZE)
         .await
-        .map_err(|e| SourceError::new(format!("{reference}: not an OCI image layout: {e}")))?;
-    let index: Index = serde_json::from_slice(&bytes).map_err(|e| {
-        SourceError::new(format!(
-            "{reference}: invalid index.json: {}",
-            esc(&e.to_string())
-        ))
+        .map_err(|e| SourceError::Document {
+            what: format!("{reference}"),
+            reason: format!("not an OCI image layout: {e}"),
+        })?;
+    let index: Index = serde_json::from_slice(&bytes).map_err(|e| SourceError::Document {
+        what: format!("{reference}: index.json"),
+        reason: format!("invalid JSON: {}", esc(&e.to_string())),
     })?;
 
-    let mut desc = select_tag(&index, tag, &reference)?;
-    let want = platform.cloned().unwrap_or_else(host_platform);
-    for depth in 0.. {
-        if depth > MAX_INDEX_DEPTH {
-            return Err(SourceError::new(format!(
-                "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
-            )));
+    let first = select_tag(&index, tag, &reference)?;
+    let fetch = |desc: Descriptor| {
+        let (store, reference) = (&store, &reference);
+        async move {
+            let what = format!("{reference}: manifest {}", esc(&desc.digest));
+            let bytes = read_blob(store, &desc, &what).await?;
+            // read_blob parsed it already.
+            let digest = Digest::parse(&desc.digest).map_err(SourceError::Internal)?;
+            Ok(Fetched {
+                bytes,
+                media_type: desc.media_type,
+                digest,
+            })
         }
-        let what = format!("{reference}: manifest {}", esc(&desc.digest));
-        let bytes = read_blob(&store, &desc, &what).await?;
-        match spec::parse_document(&bytes, &desc.media_type, &what).map_err(SourceError::new)? {
-            Document::Index(index) => desc = select_platform(&index, &want, &reference)?,
-            Document::Manifest(manifest) => {
-                let manifest_digest = Digest::parse(&desc.digest).ok();
-                return image_from_manifest(store, reference, manifest, manifest_digest).await;
+    };
+    let first = fetch(first).await?;
+    let (manifest, digest) = resolve_manifest(&reference, platform, first, fetch).await?;
+    image_from_manifest(store, reference, manifest, Some(digest)).await
+}
+
+/// A manifest or an index as read and verified.
+pub(crate) struct Fetched {
+    pub bytes: Vec<u8>,
+    /// As the descriptor or the server gives it; may be empty.
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+/// From an image's first document to its manifest, for every source that
+/// has indexes (OCI layouts and archives, registries): an index or a
+/// manifest list is followed to its entry for `platform` (the host's when
+/// none is given), at most `MAX_INDEX_DEPTH` deep, which also ends cycles.
+/// `fetch` reads the document a descriptor names and checks its digest.
+pub(crate) async fn resolve_manifest<F, Fut>(
+    reference: &ImageReference,
+    platform: Option<&Platform>,
+    mut doc: Fetched,
+    mut fetch: F,
+) -> Result<(Manifest, Digest), SourceError>
+where
+    F: FnMut(Descriptor) -> Fut,
+    Fut: std::future::Future<Output = Result<Fetched, SourceError>>,
+{
+    let want = platform.cloned().unwrap_or_else(host_platform);
+    for depth in 0..=MAX_INDEX_DEPTH {
+        let what = format!("{reference}: manifest {}", doc.digest);
+        match spec::parse_document(&doc.bytes, &doc.media_type, &what)? {
+            Document::Manifest(manifest) => return Ok((manifest, doc.digest)),
+            Document::Index(index) if depth < MAX_INDEX_DEPTH => {
+                let desc = select_platform(&index, &want, reference)?;
+                doc = fetch(desc).await?;
             }
+            Document::Index(_) => break,
         }
     }
-    unreachable!("the loop returns or fails within MAX_INDEX_DEPTH")
+    Err(SourceError::new(format!(
+        "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
+    )))
 }
 
 fn select_tag(
@@ -581,12 +638,11 @@ async fn image_from_manifest(
         )));
     }
     let config_bytes = read_blob(&store, &manifest.config, &what).await?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-        SourceError::new(format!(
-            "{what}: invalid image config: {}",
-            esc(&e.to_string())
-        ))
-    })?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|e| SourceError::Document {
+            what: what.clone(),
+            reason: format!("invalid image config: {}", esc(&e.to_string())),
+        })?;
     let diff_ids = parse_diff_ids(&config, manifest.layers.len(), &reference)?;
 
     let mut layers = Vec::with_capacity(manifest.layers.len());
@@ -658,13 +714,15 @@ async fn resolve_docker_archive(
     let bytes = store
         .read_document("manifest.json", MAX_DOCUMENT_SIZE)
         .await
-        .map_err(|e| SourceError::new(format!("{reference}: not a docker archive: {e}")))?;
-    let entries: Vec<spec::DockerArchiveEntry> = serde_json::from_slice(&bytes).map_err(|e| {
-        SourceError::new(format!(
-            "{reference}: invalid manifest.json: {}",
-            esc(&e.to_string())
-        ))
-    })?;
+        .map_err(|e| SourceError::Document {
+            what: format!("{reference}"),
+            reason: format!("not a docker archive: {e}"),
+        })?;
+    let entries: Vec<spec::DockerArchiveEntry> =
+        serde_json::from_slice(&bytes).map_err(|e| SourceError::Document {
+            what: format!("{reference}: manifest.json"),
+            reason: format!("invalid JSON: {}", esc(&e.to_string())),
+        })?;
     let entry = select_docker_entry(&entries, name, &reference)?;
     let config_bytes = store
         .read_document(&entry.config, MAX_DOCUMENT_SIZE)
@@ -679,19 +737,18 @@ async fn resolve_docker_archive(
     });
     if let Some(named) = named.and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok()) {
         if named != config_digest {
-            return Err(SourceError::new(format!(
-                "{reference}: config {}: digest mismatch: expected {named}, got {config_digest}",
-                esc(&entry.config)
-            )));
+            return Err(SourceError::Digest {
+                what: format!("{reference}: config {}", esc(&entry.config)),
+                expected: named,
+                got: config_digest,
+            });
         }
     }
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-        SourceError::new(format!(
-            "{reference}: {}: invalid image config: {}",
-            esc(&entry.config),
-            esc(&e.to_string())
-        ))
-    })?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|e| SourceError::Document {
+            what: format!("{reference}: {}", esc(&entry.config)),
+            reason: format!("invalid image config: {}", esc(&e.to_string())),
+        })?;
     let diff_ids = parse_diff_ids(&config, entry.layers.len(), &reference)?;
     let mut layers = Vec::with_capacity(entry.layers.len());
     for (index, location) in entry.layers.iter().enumerate() {

@@ -6,10 +6,11 @@
 //! what oci-client does not expose: `Retry-After`, `Range` resumption, and
 //! the raw body as `Bytes`.
 //!
-//! Each blob is downloaded once per run: the compressed bytes read by the
-//! header pass are kept (the `Bytes` the socket gave, not copies) for the
-//! content pass, up to `memory_limit`; past it a blob is fetched again.
-//! Nothing goes to disk.
+//! Each blob is downloaded once per run: the compressed bytes of its first
+//! download are kept (the `Bytes` the socket gave, not copies) for later
+//! reads, up to `memory_limit`, until every layer the blob makes is
+//! released (`ImageSource::layer_done`); past the limit a blob is fetched
+//! again. Nothing goes to disk.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -29,12 +30,13 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 
 use super::credentials::{self, Credential};
+use super::error::{AuthError, TransportKind, Tried};
 use super::reference::{RegistryImage, DOCKER_HUB};
-use super::spec::{self, Document, Manifest, MAX_DOCUMENT_SIZE};
-use super::store::{BlobReader, Store};
+use super::spec::{self, Descriptor, Manifest, MAX_DOCUMENT_SIZE};
+use super::store::{BlobReader, RemoteBlobs, Store};
 use super::{
-    host_platform, image_from_manifest, select_platform, Digest, ImageReference, ImageSource,
-    Platform, SourceError, MAX_INDEX_DEPTH,
+    esc, image_from_manifest, resolve_manifest, Digest, Fetched, ImageReference, ImageSource,
+    Platform, SourceError,
 };
 use crate::channel_reader::ChannelReader;
 
@@ -110,40 +112,38 @@ pub(super) async fn resolve(
     options: &RegistryOptions,
     platform: Option<&Platform>,
 ) -> Result<ImageSource, SourceError> {
-    let client = Arc::new(Client::new(image, options)?);
+    let client = Arc::new(Client::new(image, options).await?);
     client.authorize().await?;
-    let want = platform.cloned().unwrap_or_else(host_platform);
-    let (mut bytes, mut media_type) = client
+    let (bytes, media_type) = client
         .manifest(&image.manifest_reference(), image.digest.as_ref())
         .await?;
-    let mut digest = Digest::of(&bytes);
-    for depth in 0.. {
-        if depth > MAX_INDEX_DEPTH {
-            return Err(SourceError::new(format!(
-                "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
-            )));
+    let first = Fetched {
+        digest: Digest::of(&bytes),
+        bytes,
+        media_type,
+    };
+    let fetch = |desc: Descriptor| {
+        let (client, reference) = (&client, &reference);
+        async move {
+            let digest = Digest::parse(&desc.digest)
+                .map_err(|e| SourceError::new(format!("{reference}: index entry: {e}")))?;
+            let (bytes, media_type) = client.manifest(&desc.digest, Some(&digest)).await?;
+            Ok(Fetched {
+                bytes,
+                media_type,
+                digest,
+            })
         }
-        let what = format!("{reference}: manifest {digest}");
-        match spec::parse_document(&bytes, &media_type, &what).map_err(SourceError::new)? {
-            Document::Index(index) => {
-                let desc = select_platform(&index, &want, &reference)?;
-                digest = Digest::parse(&desc.digest)
-                    .map_err(|e| SourceError::new(format!("{what}: {e}")))?;
-                (bytes, media_type) = client.manifest(&desc.digest, Some(&digest)).await?;
-            }
-            Document::Manifest(manifest) => {
-                let store = RegistryStore::new(client, &manifest, options.memory_limit)?;
-                return image_from_manifest(
-                    Store::Registry(Arc::new(store)),
-                    reference,
-                    manifest,
-                    Some(digest),
-                )
-                .await;
-            }
-        }
-    }
-    unreachable!("the loop returns or fails within MAX_INDEX_DEPTH")
+    };
+    let (manifest, digest) = resolve_manifest(&reference, platform, first, fetch).await?;
+    let store = RegistryStore::new(client, &manifest, options.memory_limit)?;
+    image_from_manifest(
+        Store::Remote(Arc::new(store)),
+        reference,
+        manifest,
+        Some(digest),
+    )
+    .await
 }
 
 /// The registry connection: oci-client for the authentication handshake,
@@ -157,13 +157,15 @@ struct Client {
     host: String,
     auth: RegistryAuth,
     credential: Option<Credential>,
+    /// The credential came from `RegistryOptions`, not from a file.
+    explicit: bool,
     /// Where credentials were looked for, for the message when none fit.
-    looked_in: String,
+    looked_in: Vec<PathBuf>,
     header: tokio::sync::RwLock<Option<HeaderValue>>,
 }
 
 impl Client {
-    fn new(image: &RegistryImage, options: &RegistryOptions) -> Result<Client, SourceError> {
+    async fn new(image: &RegistryImage, options: &RegistryOptions) -> Result<Client, SourceError> {
         // Docker Hub's API lives on its own host.
         let host = if image.registry == DOCKER_HUB {
             "registry-1.docker.io".to_string()
@@ -189,19 +191,12 @@ impl Client {
             (Some(u), Some(p)) => Some(Credential {
                 username: u.clone(),
                 password: p.clone(),
-                source: "--username/--password-stdin".into(),
+                source: String::new(),
             }),
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(SourceError::new(
-                    "--username and --password-stdin go together",
-                ))
-            }
-            (None, None) => credentials::lookup(&files, &image.registry, &image.repository)?,
+            (Some(_), None) | (None, Some(_)) => return Err(SourceError::HalfCredential),
+            (None, None) => credentials::lookup(&files, &image.registry, &image.repository).await?,
         };
-        let looked_in = std::iter::once("--username".to_string())
-            .chain(files.iter().map(|f| f.display().to_string()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let explicit = options.username.is_some();
         let auth = match &credential {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
@@ -209,8 +204,10 @@ impl Client {
 
         let mut pem = Vec::new();
         if let Some(ca) = &options.ca_file {
-            pem = std::fs::read(ca)
-                .map_err(|e| SourceError::new(format!("--ca-file {}: {e}", ca.display())))?;
+            pem = tokio::fs::read(ca).await.map_err(|e| SourceError::CaFile {
+                path: ca.clone(),
+                reason: e.to_string(),
+            })?;
         }
         let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
@@ -231,13 +228,16 @@ impl Client {
             ..Default::default()
         };
         if let Some(ca) = &options.ca_file {
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| SourceError::new(format!("--ca-file {}: {e}", ca.display())))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SourceError::CaFile {
+                    path: ca.clone(),
+                    reason: e.to_string(),
+                })?;
             if certs.is_empty() {
-                return Err(SourceError::new(format!(
-                    "--ca-file {}: no PEM certificate in it",
-                    ca.display()
-                )));
+                return Err(SourceError::CaFile {
+                    path: ca.clone(),
+                    reason: "no PEM certificate in it".into(),
+                });
             }
             builder = builder.tls_certs_merge(certs);
             for block in split_pem(&pem) {
@@ -251,7 +251,7 @@ impl Client {
         }
         let http = builder
             .build()
-            .map_err(|e| SourceError::new(format!("{host}: cannot set up HTTP: {e}")))?;
+            .map_err(|e| SourceError::transport(format!("{host}: cannot set up HTTP"), e))?;
         let oci = oci_client::Client::try_from(oci_config)
             .map_err(|e| SourceError::new(format!("{host}: cannot set up HTTP: {e}")))?;
         Ok(Client {
@@ -262,7 +262,8 @@ impl Client {
             host,
             auth,
             credential,
-            looked_in,
+            explicit,
+            looked_in: files,
             header: tokio::sync::RwLock::new(None),
         })
     }
@@ -282,28 +283,23 @@ impl Client {
                 Err(OciDistributionError::AuthenticationFailure(reason)) => {
                     return Err(self.auth_error(Some(&reason)))
                 }
-                Err(OciDistributionError::RequestError(e)) if retryable(&e) => {
+                Err(OciDistributionError::RequestError(e))
+                    if TransportKind::of(&e).retryable() && attempt + 1 < ATTEMPTS =>
+                {
                     attempt += 1;
-                    if attempt >= ATTEMPTS {
-                        return Err(SourceError::new(format!(
-                            "{}: cannot reach the registry: {}",
-                            self.host,
-                            chain(&e)
-                        )));
-                    }
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(OciDistributionError::RequestError(e)) => {
-                    return Err(SourceError::new(format!(
-                        "{}: cannot reach the registry: {}",
-                        self.host,
-                        chain(&e)
-                    )))
+                    return Err(SourceError::transport(
+                        format!("{}: cannot reach the registry", self.host),
+                        e,
+                    ))
                 }
                 Err(e) => {
                     return Err(SourceError::new(format!(
-                        "{}: authentication: {e}",
-                        self.host
+                        "{}: authentication: {}",
+                        self.host,
+                        esc(&e.to_string())
                     )))
                 }
             }
@@ -316,18 +312,21 @@ impl Client {
         let reason = reason
             .map(|r| r.lines().next().unwrap_or("").trim().to_string())
             .filter(|r| !r.is_empty())
-            .map(|r| format!(" ({r})"))
+            .map(|r| format!(" ({})", esc(&r)))
             .unwrap_or_default();
-        match &self.credential {
-            Some(c) => SourceError::new(format!(
-                "{}: authentication failed for user '{}' with credentials from {}{reason}",
-                self.host, c.username, c.source
-            )),
-            None => SourceError::new(format!(
-                "{}: authentication required, and no credentials for it were found (looked in {}){reason}",
-                self.host, self.looked_in
-            )),
-        }
+        SourceError::Auth(AuthError {
+            host: self.host.clone(),
+            tried: self.credential.as_ref().map(|c| Tried {
+                username: esc(&c.username),
+                from: (!self.explicit).then(|| c.source.clone()),
+            }),
+            looked_in: if self.credential.is_none() {
+                self.looked_in.clone()
+            } else {
+                Vec::new()
+            },
+            reason,
+        })
     }
 
     /// GET with retries: connection errors, 429 and 5xx are retried with
@@ -357,10 +356,10 @@ impl Client {
                 }
             }
             let wait = match request.send().await {
-                Err(e) if retryable(&e) && attempt + 1 < ATTEMPTS => backoff(attempt + 1),
-                Err(e) => {
-                    return Err(SourceError::new(format!("GET {url}: {}", chain(&e))));
+                Err(e) if TransportKind::of(&e).retryable() && attempt + 1 < ATTEMPTS => {
+                    backoff(attempt + 1)
                 }
+                Err(e) => return Err(SourceError::transport(format!("GET {url}"), e)),
                 Ok(r) if r.status().is_success() => return Ok(r),
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !foreign => {
                     if renewed {
@@ -378,9 +377,13 @@ impl Client {
                     retry_after(&r).unwrap_or_else(|| backoff(attempt + 1))
                 }
                 Ok(r) => {
-                    let status = r.status();
+                    let status = r.status().as_u16();
                     let detail = registry_message(r).await;
-                    return Err(SourceError::new(format!("GET {url}: {status}{detail}")));
+                    return Err(SourceError::Http {
+                        url: url.to_string(),
+                        status,
+                        detail,
+                    });
                 }
             };
             attempt += 1;
@@ -417,24 +420,26 @@ impl Client {
                     let got = Digest::of(&bytes);
                     if let Some(want) = expected.or(header_digest.as_ref()) {
                         if *want != got {
-                            return Err(SourceError::new(format!(
-                                "{what}: digest mismatch: expected {want}, got {got}"
-                            )));
+                            return Err(SourceError::Digest {
+                                what,
+                                expected: want.clone(),
+                                got,
+                            });
                         }
                     }
                     return Ok((bytes, media_type));
                 }
                 Ok(None) => {
-                    return Err(SourceError::new(format!(
-                        "{what}: larger than the {MAX_DOCUMENT_SIZE}-byte limit for a document"
-                    )))
+                    return Err(SourceError::Document {
+                        what,
+                        reason: format!("larger than the {MAX_DOCUMENT_SIZE}-byte limit"),
+                    })
                 }
-                Err(e) if attempt + 1 < ATTEMPTS => {
+                Err(e) if TransportKind::of(&e).retryable() && attempt + 1 < ATTEMPTS => {
                     attempt += 1;
-                    let _ = e;
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(e) => return Err(SourceError::new(format!("{what}: {}", chain(&e)))),
+                Err(e) => return Err(SourceError::transport(what, e)),
             }
         }
     }
@@ -509,7 +514,7 @@ impl Client {
                         }
                     }
                     Ok(None) => break None,
-                    Err(e) => break Some(chain(&e)),
+                    Err(e) => break Some(e),
                 }
             };
             if ended.is_none() && received == info.size {
@@ -517,11 +522,20 @@ impl Client {
             }
             interruptions += 1;
             if interruptions > RESUMES {
-                return Err(SourceError::new(format!(
-                    "{what}: interrupted {interruptions} times, at byte {received} of {}: {}",
-                    info.size,
-                    ended.unwrap_or_else(|| "the body ended early".into())
-                )));
+                let what = format!(
+                    "{what}: interrupted {interruptions} times, at byte {received} of {}",
+                    info.size
+                );
+                return Err(match ended {
+                    Some(e) => SourceError::transport(what, e),
+                    None => SourceError::io(
+                        what,
+                        std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the body ended early",
+                        ),
+                    ),
+                });
             }
             tokio::time::sleep(backoff(interruptions.min(4))).await;
         }
@@ -549,15 +563,15 @@ pub struct RegistryStore {
 struct Cache {
     /// Bytes reserved for blobs kept or being kept.
     reserved: u64,
-    /// Blobs whose first download is keeping its bytes.
-    filling: hashbrown::HashSet<Digest>,
+    /// Blobs whose first download has started; later ones are not kept.
+    fetched: hashbrown::HashSet<Digest>,
     kept: HashMap<Digest, Kept>,
 }
 
 struct Kept {
     chunks: Vec<Bytes>,
-    /// Opens still expected: each layer is read once per pass.
-    reads_left: usize,
+    /// Layers made of this blob not yet released.
+    layers_left: usize,
 }
 
 impl RegistryStore {
@@ -603,7 +617,13 @@ impl RegistryStore {
         })
     }
 
-    pub fn describe(&self, name: &str) -> String {
+    fn digest_of(name: &str) -> Option<Digest> {
+        Digest::parse(&format!("sha256:{}", name.strip_prefix("blobs/sha256/")?)).ok()
+    }
+}
+
+impl RemoteBlobs for RegistryStore {
+    fn describe(&self, name: &str) -> String {
         format!(
             "{}/{}",
             self.client.base,
@@ -611,47 +631,31 @@ impl RegistryStore {
         )
     }
 
-    fn digest_of(name: &str) -> Option<Digest> {
-        Digest::parse(&format!("sha256:{}", name.strip_prefix("blobs/sha256/")?)).ok()
-    }
-
-    pub fn exists(&self, name: &str) -> bool {
+    fn exists(&self, name: &str) -> bool {
         Self::digest_of(name).is_some_and(|d| self.blobs.contains_key(&d))
     }
 
     /// A stream of the blob's bytes: from memory when the first pass kept
     /// them, else from the registry (kept for the next pass when it fits).
-    pub fn open(&self, name: &str) -> Result<(BlobReader, u64), SourceError> {
+    fn open(&self, name: &str) -> Result<(BlobReader, u64), SourceError> {
         let digest = Self::digest_of(name)
             .filter(|d| self.blobs.contains_key(d))
             .ok_or_else(|| {
-                SourceError::new(format!("{}: not part of the image", self.describe(name)))
+                SourceError::Internal(format!("{}: not part of the image", self.describe(name)))
             })?;
         let info = self.blobs[&digest].clone();
         let keep = {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(kept) = cache.kept.get_mut(&digest) {
-                kept.reads_left = kept.reads_left.saturating_sub(1);
-                let chunks = if kept.reads_left == 0 {
-                    // The last read: memory is freed as it is consumed.
-                    cache
-                        .kept
-                        .remove(&digest)
-                        .map(|k| k.chunks)
-                        .unwrap_or_default()
-                } else {
-                    kept.chunks.clone()
-                };
+            if let Some(kept) = cache.kept.get(&digest) {
                 let reader = ChunkReader {
-                    chunks: chunks.into(),
+                    chunks: kept.chunks.clone().into(),
                 };
                 return Ok((Box::new(reader), info.size));
             }
             let fits = cache.reserved.saturating_add(info.size) <= self.limit;
-            let keep = info.layers > 0 && fits && !cache.filling.contains(&digest);
+            let keep = info.layers > 0 && fits && cache.fetched.insert(digest.clone());
             if keep {
                 cache.reserved += info.size;
-                cache.filling.insert(digest.clone());
             }
             keep
         };
@@ -665,25 +669,50 @@ impl RegistryStore {
             let result = client.download(&digest, &info, &tx, kept.as_mut()).await;
             if keep {
                 let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-                cache.filling.remove(&digest);
                 let complete = result.is_ok() && !tx.is_closed();
                 match kept.filter(|_| complete) {
                     Some(chunks) => {
-                        let reads_left = 2 * info.layers - 1;
-                        cache.kept.insert(digest, Kept { chunks, reads_left });
+                        let layers_left = info.layers;
+                        cache.kept.insert(
+                            digest,
+                            Kept {
+                                chunks,
+                                layers_left,
+                            },
+                        );
                     }
-                    None => cache.reserved -= info.size,
+                    None => {
+                        cache.reserved -= info.size;
+                        cache.fetched.remove(&digest);
+                    }
                 }
             }
             if let Err(e) = result {
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                let _ = tx.send(Err(e.into_io())).await;
             }
         });
         Ok((Box::new(ChannelReader::new(rx)), size))
     }
+
+    fn release(&self, name: &str) {
+        let Some(digest) = Self::digest_of(name) else {
+            return;
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(kept) = cache.kept.get_mut(&digest) else {
+            return;
+        };
+        kept.layers_left = kept.layers_left.saturating_sub(1);
+        if kept.layers_left == 0 {
+            cache.kept.remove(&digest);
+            let size = self.blobs.get(&digest).map_or(0, |b| b.size);
+            cache.reserved = cache.reserved.saturating_sub(size);
+        }
+    }
 }
 
-/// A blob kept in memory; chunks are dropped as they are read.
+/// A blob kept in memory; chunks are dropped as they are read (the memory
+/// goes when the store releases its copy too).
 struct ChunkReader {
     chunks: std::collections::VecDeque<Bytes>,
 }
@@ -721,39 +750,6 @@ fn header_value(s: &str) -> Result<HeaderValue, SourceError> {
         .map_err(|_| SourceError::new("credentials contain characters not allowed in HTTP"))?;
     v.set_sensitive(true);
     Ok(v)
-}
-
-/// Connection-level failures are retried; TLS failures are not (a
-/// certificate that does not verify will not verify next time either).
-fn retryable(e: &reqwest::Error) -> bool {
-    if e.is_builder() || e.is_redirect() {
-        return false;
-    }
-    let text = chain(e).to_ascii_lowercase();
-    !(text.contains("certificate") || text.contains("corrupt message"))
-}
-
-/// An error and its causes on one line, with a hint for HTTPS spoken to a
-/// plain-HTTP server.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = causes(e);
-    if text.contains("InvalidContentType") || text.contains("corrupt message") {
-        text.push_str(" (is it a plain-HTTP registry? then use --plain-http)");
-    }
-    text
-}
-
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cause = c.source();
-    }
-    parts.join(": ")
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -816,7 +812,7 @@ async fn registry_message(r: reqwest::Response) -> String {
     match serde_json::from_slice::<Envelope>(&body) {
         Ok(env) if !env.errors.is_empty() => {
             let msgs: Vec<String> = env.errors.into_iter().map(|e| e.message).collect();
-            format!(" ({})", msgs.join("; "))
+            format!(" ({})", esc(&msgs.join("; ")))
         }
         _ => String::new(),
     }

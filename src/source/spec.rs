@@ -132,10 +132,17 @@ pub enum Document {
     Manifest(Manifest),
 }
 
-pub fn parse_document(bytes: &[u8], media_type: &str, what: &str) -> Result<Document, String> {
-    let invalid = |e: serde_json::Error| {
-        let e = crate::listing::escape(e.to_string().as_bytes());
-        format!("{what}: invalid JSON document: {e}")
+pub fn parse_document(
+    bytes: &[u8],
+    media_type: &str,
+    what: &str,
+) -> Result<Document, super::SourceError> {
+    let invalid = |e: serde_json::Error| super::SourceError::Document {
+        what: what.to_string(),
+        reason: format!(
+            "invalid JSON document: {}",
+            crate::listing::escape(e.to_string().as_bytes())
+        ),
     };
     match media_type {
         MEDIA_OCI_INDEX | MEDIA_DOCKER_LIST => Ok(Document::Index(
@@ -154,9 +161,12 @@ pub fn parse_document(bytes: &[u8], media_type: &str, what: &str) -> Result<Docu
                 ))
             }
         }
-        other => Err(format!(
-            "{what}: unsupported media type '{}'",
-            crate::listing::escape(other.as_bytes())
-        )),
+        other => Err(super::SourceError::Document {
+            what: what.to_string(),
+            reason: format!(
+                "unsupported media type '{}'",
+                crate::listing::escape(other.as_bytes())
+            ),
+        }),
     }
 }

@@ -21,10 +21,20 @@ pub enum Store {
         file: PathBuf,
         members: HashMap<String, Member>,
     },
-    /// Blobs named `blobs/sha256/HEX`, fetched from a registry.
-    Registry(std::sync::Arc<super::registry::RegistryStore>),
+    /// Blobs named `blobs/sha256/HEX`, fetched from elsewhere (a registry).
+    Remote(std::sync::Arc<dyn RemoteBlobs>),
     /// A tar that could not seek, held in memory.
     Held(super::held::HeldArchive),
+}
+
+/// Blobs that live elsewhere and may be kept in memory between reads.
+pub trait RemoteBlobs: Send + Sync {
+    fn describe(&self, name: &str) -> String;
+    fn exists(&self, name: &str) -> bool;
+    /// A stream of the blob and its size.
+    fn open(&self, name: &str) -> Result<(BlobReader, u64), SourceError>;
+    /// The blob will not be opened again for one of the layers it makes.
+    fn release(&self, name: &str);
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +63,7 @@ impl Store {
         } else {
             path
         };
-        let io = |e: std::io::Error| SourceError::new(format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| SourceError::io(path.display(), e);
         let mut file = tokio::fs::File::from_std(file);
         let mut magic = [0u8; 6];
         let n = file.read(&mut magic).await.map_err(io)?;
@@ -95,8 +105,9 @@ impl Store {
     pub fn describe(&self, name: &str) -> String {
         match self {
             Store::Dir(dir) => dir.join(name).display().to_string(),
-            Store::Tar { file, .. } => format!("{}:{name}", file.display()),
-            Store::Registry(r) => r.describe(name),
+            // Member names come from the image.
+            Store::Tar { file, .. } => format!("{}:{}", file.display(), super::esc(name)),
+            Store::Remote(r) => r.describe(name),
             Store::Held(h) => h.describe(name),
         }
     }
@@ -106,22 +117,32 @@ impl Store {
         match self {
             Store::Dir(dir) => {
                 let path = dir.join(name);
-                let io = |e: std::io::Error| SourceError::new(format!("{}: {e}", path.display()));
-                let file = std::fs::File::open(&path).map_err(io)?;
-                let size = file.metadata().map_err(io)?.len();
+                let opened = off_worker(path.clone(), |file| {
+                    let size = file.metadata()?.len();
+                    Ok(size)
+                });
+                let (file, size) = opened
+                    .await
+                    .map_err(|e| SourceError::io(path.display(), e))?;
                 Ok((Box::new(BlockingIo(file)), size))
             }
             Store::Tar { file, members } => {
                 let member = members.get(&normalize(name)).ok_or_else(|| {
-                    SourceError::new(format!("{}: no member '{name}'", file.display()))
+                    SourceError::new(format!(
+                        "{}: no member '{}'",
+                        file.display(),
+                        super::esc(name)
+                    ))
                 })?;
-                let io = |e: std::io::Error| SourceError::new(format!("{}: {e}", file.display()));
-                let mut f = std::fs::File::open(file).map_err(io)?;
-                f.seek(SeekFrom::Start(member.offset)).map_err(io)?;
+                let offset = member.offset;
+                let opened = off_worker(file.clone(), move |f| f.seek(SeekFrom::Start(offset)));
+                let (f, _) = opened
+                    .await
+                    .map_err(|e| SourceError::io(file.display(), e))?;
                 let reader = BlockingIo(f).take(member.size);
                 Ok((Box::new(reader), member.size))
             }
-            Store::Registry(r) => r.open(name),
+            Store::Remote(r) => r.open(name),
             Store::Held(h) => h.open(name),
         }
     }
@@ -130,8 +151,15 @@ impl Store {
         match self {
             Store::Dir(dir) => dir.join(name).is_file(),
             Store::Tar { members, .. } => members.contains_key(&normalize(name)),
-            Store::Registry(r) => r.exists(name),
+            Store::Remote(r) => r.exists(name),
             Store::Held(h) => h.exists(name),
+        }
+    }
+
+    /// Bytes kept for `name` are no longer needed for one of its layers.
+    pub fn release(&self, name: &str) {
+        if let Store::Remote(r) = self {
+            r.release(name);
         }
     }
 
@@ -139,19 +167,34 @@ impl Store {
     pub async fn read_document(&self, name: &str, limit: u64) -> Result<Vec<u8>, SourceError> {
         let (reader, size) = self.open(name).await?;
         if size > limit {
-            return Err(SourceError::new(format!(
-                "{}: {size} bytes is larger than the {limit}-byte limit for a document",
-                self.describe(name)
-            )));
+            return Err(SourceError::Document {
+                what: self.describe(name),
+                reason: format!("{size} bytes is larger than the {limit}-byte limit"),
+            });
         }
         let mut buf = Vec::with_capacity(size as usize);
         reader
             .take(limit + 1)
             .read_to_end(&mut buf)
             .await
-            .map_err(|e| SourceError::new(format!("{}: {e}", self.describe(name))))?;
+            .map_err(|e| SourceError::io(self.describe(name), e))?;
         Ok(buf)
     }
+}
+
+/// Opens `path` and runs `then` on it on the blocking pool: an open can
+/// wait (a FIFO, a slow disk) and must not stall an async worker.
+async fn off_worker<T: Send + 'static>(
+    path: PathBuf,
+    then: impl FnOnce(&mut std::fs::File) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<(std::fs::File, T)> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(path)?;
+        let t = then(&mut file)?;
+        Ok((file, t))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Gives each link `(name, target, is_symlink)` its target's member.

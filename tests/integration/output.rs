@@ -2,7 +2,7 @@
 //! error no output file appears, an existing one is left as it was, and no
 //! temporary file is left behind.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

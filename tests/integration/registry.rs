@@ -3,7 +3,7 @@
 //! was pushed from, over every auth scheme, transport and manifest format,
 //! and through injected network faults.
 
-mod registry_support;
+use crate::registry_support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! or handle it, but must never emit an entry the kernel would drop or place
 //! outside the intended directory.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -8,7 +8,7 @@
 //! hardlink names a regular file visible at that point, and a whiteout or
 //! opaque marker never hides what its own layer already wrote.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! reader (which enforces the kernel's rules), must describe exactly the
 //! filesystem `umoci unpack` produces from the same image.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

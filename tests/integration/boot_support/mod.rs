@@ -46,9 +46,9 @@ fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The test kernel, fetched by scripts/fetch-kernel.sh when missing (which
-/// also installs QEMU). `None`, after a loud message, only when QEMU cannot
-/// be had: every other missing piece is a failure.
+/// The amd64 test kernel, fetched by scripts/fetch-kernel.sh when missing
+/// (which also installs QEMU). `None`, after a loud message, only when QEMU
+/// cannot be had: every other missing piece is a failure.
 pub fn kernel() -> Option<PathBuf> {
     static KERNEL: OnceLock<Option<PathBuf>> = OnceLock::new();
     KERNEL
@@ -56,35 +56,50 @@ pub fn kernel() -> Option<PathBuf> {
             if let Some(k) = std::env::var_os("INITRAMFS_STREAM_TEST_KERNEL") {
                 return Some(PathBuf::from(k));
             }
-            let dir = manifest_dir().join("target/test-kernel");
-            let kernel = dir.join("vmlinuz");
-            if !kernel.exists() || !have("qemu-system-x86_64") {
-                let status = Command::new("sh")
-                    .arg(manifest_dir().join("scripts/fetch-kernel.sh"))
-                    .env("INITRAMFS_STREAM_KERNEL_DIR", &dir)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .status();
-                eprintln!("scripts/fetch-kernel.sh: {status:?}");
-            }
-            if !have("qemu-system-x86_64") {
-                eprintln!();
-                eprintln!("**************************************************************");
-                eprintln!("*** BOOT TESTS SKIPPED: qemu-system-x86_64 is not installed ***");
-                eprintln!("*** and could not be installed (apt-get install             ***");
-                eprintln!("*** qemu-system-x86). Nothing was booted.                   ***");
-                eprintln!("**************************************************************");
-                eprintln!();
-                return None;
-            }
-            assert!(
-                kernel.exists(),
-                "no test kernel at {} and scripts/fetch-kernel.sh could not fetch one",
-                kernel.display()
-            );
-            Some(kernel)
+            fetch_kernel("amd64", "qemu-system-x86_64")
         })
         .clone()
+}
+
+/// The arm64 test kernel (an uncompressed Image), as [`kernel`].
+pub fn kernel_arm64() -> Option<PathBuf> {
+    static KERNEL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| fetch_kernel("arm64", "qemu-system-aarch64"))
+        .clone()
+}
+
+fn fetch_kernel(arch: &str, qemu: &str) -> Option<PathBuf> {
+    let mut dir = manifest_dir().join("target/test-kernel");
+    if arch != "amd64" {
+        dir.push(arch);
+    }
+    let kernel = dir.join("vmlinuz");
+    if !kernel.exists() || !have(qemu) {
+        let status = Command::new("sh")
+            .arg(manifest_dir().join("scripts/fetch-kernel.sh"))
+            .arg(arch)
+            .env("INITRAMFS_STREAM_KERNEL_DIR", &dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status();
+        eprintln!("scripts/fetch-kernel.sh {arch}: {status:?}");
+    }
+    if !have(qemu) {
+        eprintln!();
+        eprintln!("**************************************************************");
+        eprintln!("*** {arch} BOOT TESTS SKIPPED: {qemu} is not installed");
+        eprintln!("*** and could not be installed. Nothing was booted.");
+        eprintln!("**************************************************************");
+        eprintln!();
+        return None;
+    }
+    assert!(
+        kernel.exists(),
+        "no {arch} test kernel at {} and scripts/fetch-kernel.sh could not fetch one",
+        kernel.display()
+    );
+    Some(kernel)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,38 +122,6 @@ impl Machine {
             _ => kernel(),
         }
     }
-}
-
-/// The arm64 test kernel and qemu-system-aarch64, fetched by
-/// scripts/fetch-kernel.sh arm64 when missing.
-pub fn kernel_arm64() -> Option<PathBuf> {
-    static KERNEL: OnceLock<Option<PathBuf>> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            let dir = manifest_dir().join("target/test-kernel/arm64");
-            let kernel = dir.join("vmlinuz");
-            if !kernel.exists() || !have("qemu-system-aarch64") {
-                let status = Command::new("sh")
-                    .arg(manifest_dir().join("scripts/fetch-kernel.sh"))
-                    .arg("arm64")
-                    .env("INITRAMFS_STREAM_KERNEL_DIR", &dir)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .status();
-                eprintln!("scripts/fetch-kernel.sh arm64: {status:?}");
-            }
-            if !have("qemu-system-aarch64") {
-                eprintln!("*** ARM64 BOOT TESTS SKIPPED: qemu-system-aarch64 is not installed ***");
-                return None;
-            }
-            assert!(
-                kernel.exists(),
-                "no arm64 test kernel at {}",
-                kernel.display()
-            );
-            Some(kernel)
-        })
-        .clone()
 }
 
 /// What one boot printed on the serial console.

@@ -2,7 +2,7 @@
 //! --list, --exclude, mtimes, completions, the man page, --version, and
 //! progress bars only on a terminal.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

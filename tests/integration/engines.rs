@@ -13,7 +13,7 @@
 //! every command is pointed at their sockets: no other engine on the
 //! machine is touched.
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Checks of the test-side newc reader and tree model themselves, against
 //! GNU cpio, so that a differential failure points at the tool, not at them.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

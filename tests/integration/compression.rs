@@ -1,7 +1,7 @@
 //! Every codec: the real decompressor gives back the `-c none` archive, and
 //! the bytes do not depend on the number of threads.
 
-mod common;
+use crate::common;
 
 use common::fixtures;
 

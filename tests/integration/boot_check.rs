@@ -6,7 +6,7 @@
 //! 70 % of it. Boots pass on a marker line the guest computes, never on
 //! QEMU's exit status.
 
-mod boot_support;
+use crate::boot_support;
 
 use std::fs;
 use std::io::Write;
@@ -100,6 +100,36 @@ fn with_libraries(root: &Path, program: &Path) {
             mirror(root, Path::new(p));
         }
     }
+}
+
+/// A program `hello` that needs a shared library `libgreet.so`, both
+/// built by `cc` in `dir/src` (returned); `link` goes to hello's link.
+fn greeter(dir: &Path, cc: &str, link: &[&str]) -> PathBuf {
+    let src = dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(
+        src.join("greet.c"),
+        "#include <stdio.h>\nvoid greet(void) { puts(\"hi\"); }\n",
+    )
+    .unwrap();
+    fs::write(
+        src.join("hello.c"),
+        "void greet(void);\nint main(void) { greet(); return 0; }\n",
+    )
+    .unwrap();
+    run(Command::new(cc).current_dir(&src).args([
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libgreet.so",
+        "-o",
+        "libgreet.so",
+        "greet.c",
+    ]));
+    run(Command::new(cc)
+        .current_dir(&src)
+        .args(["-o", "hello", "hello.c", "-L.", "-lgreet"])
+        .args(link));
+    src
 }
 
 fn config(layout: &Layout, tag: &str, args: &[&str]) {
@@ -196,34 +226,11 @@ fn dynamic_program_and_its_libraries() {
 #[test]
 fn runpath_with_origin_is_followed() {
     let work = scratch("check-origin");
-    let src = work.path().join("src");
-    fs::create_dir_all(&src).unwrap();
-    fs::write(
-        src.join("greet.c"),
-        "#include <stdio.h>\nvoid greet(void) { puts(\"hi\"); }\n",
-    )
-    .unwrap();
-    fs::write(
-        src.join("hello.c"),
-        "void greet(void);\nint main(void) { greet(); return 0; }\n",
-    )
-    .unwrap();
-    run(Command::new("cc").current_dir(&src).args([
-        "-shared",
-        "-fPIC",
-        "-Wl,-soname,libgreet.so",
-        "-o",
-        "libgreet.so",
-        "greet.c",
-    ]));
-    run(Command::new("cc").current_dir(&src).args([
-        "-o",
-        "hello",
-        "hello.c",
-        "-L.",
-        "-lgreet",
-        "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib",
-    ]));
+    let src = greeter(
+        work.path(),
+        "cc",
+        &["-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"],
+    );
     let dynamic = run(Command::new("readelf").arg("-d").arg(src.join("hello")));
     assert!(
         String::from_utf8_lossy(&dynamic).contains("(RUNPATH)"),
@@ -438,29 +445,7 @@ fn many_small_files_boot_at_their_figure_and_not_below() {
 #[test]
 fn musl_program_follows_its_path_file() {
     let work = scratch("check-musl");
-    let src = work.path().join("src");
-    fs::create_dir_all(&src).unwrap();
-    fs::write(
-        src.join("greet.c"),
-        "#include <stdio.h>\nvoid greet(void) { puts(\"hi\"); }\n",
-    )
-    .unwrap();
-    fs::write(
-        src.join("hello.c"),
-        "void greet(void);\nint main(void) { greet(); return 0; }\n",
-    )
-    .unwrap();
-    run(Command::new("musl-gcc").current_dir(&src).args([
-        "-shared",
-        "-fPIC",
-        "-Wl,-soname,libgreet.so",
-        "-o",
-        "libgreet.so",
-        "greet.c",
-    ]));
-    run(Command::new("musl-gcc")
-        .current_dir(&src)
-        .args(["-o", "hello", "hello.c", "-L.", "-lgreet"]));
+    let src = greeter(work.path(), "musl-gcc", &[]);
     let layout = Layout::init(&work.path().join("oci"));
     layout.new_image("musl", work.path(), |root| {
         busybox_rootfs(root);

@@ -1,6 +1,6 @@
 //! Image references: tags, archives, platforms, and the errors for bad ones.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

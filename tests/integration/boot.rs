@@ -4,7 +4,7 @@
 //! serial console, computed at run time so that no file in the archive
 //! contains them literally.
 
-mod boot_support;
+use crate::boot_support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -177,7 +177,7 @@ fn images() -> &'static Images {
     })
 }
 
-/// The guest probe (tests/boot_support/probe.rs) as a static binary for
+/// The guest probe (tests/integration/boot_support/probe.rs) as a static binary for
 /// `target`, built with the toolchain's own linker, as the init is.
 fn probe(target: &str) -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("probe-{target}"));
@@ -193,7 +193,7 @@ fn probe(target: &str) -> PathBuf {
             "strip=symbols",
         ])
         .args(["-C", "linker=rust-lld", "--target", target])
-        .arg(boot_support::manifest_dir().join("tests/boot_support/probe.rs"))
+        .arg(boot_support::manifest_dir().join("tests/integration/boot_support/probe.rs"))
         .arg("-o")
         .arg(&out));
     out

@@ -4,8 +4,8 @@
 //! written outside the output, no partial or temporary file is left, and
 //! memory stays bounded.
 
-mod common;
-mod hostile_support;
+use crate::common;
+use crate::hostile_support;
 
 use std::fs;
 use std::io::Read;

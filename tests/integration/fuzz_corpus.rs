@@ -3,7 +3,7 @@
 //! deterministic mutations of each seed, so that CI exercises the targets
 //! without libFuzzer. Errors are fine; a panic fails the test.
 
-#[path = "../fuzz/bodies.rs"]
+#[path = "../../fuzz/bodies.rs"]
 mod bodies;
 
 use std::path::{Path, PathBuf};
