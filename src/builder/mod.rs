@@ -2,6 +2,10 @@
 
 mod bodies;
 mod boot_check;
+mod tasks;
+
+#[cfg(test)]
+mod abort_tests;
 
 use std::sync::Arc;
 
@@ -211,7 +215,7 @@ impl InitramfsBuilder {
                 .map(|blob| {
                     let source = Arc::clone(&source);
                     let progress = Arc::clone(&progress);
-                    tokio::spawn(async move {
+                    tasks::spawn(async move {
                         let reader = open_layer(&source, &blob, Pass::Headers, progress).await?;
                         // The blob digest covers the bytes; check the diff_id
                         // only when there is no blob digest (docker-archive).
@@ -230,7 +234,7 @@ impl InitramfsBuilder {
         // Layers are scanned concurrently and applied in order as they arrive.
         let mut layer_no = 0u32;
         while let Some(scan) = scans.next().await {
-            let headers = scan.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            let headers = scan??;
             tracing::info!(
                 layer = layer_no,
                 entries = headers.entries.len(),
@@ -594,7 +598,7 @@ impl PreparedImage {
             hasher.update(b);
             progress.output_written(b.len() as u64);
         });
-        let encoder = tokio::spawn(encode(
+        let encoder = tasks::spawn(encode(
             self.source,
             self.plan,
             self.extras,
@@ -602,9 +606,7 @@ impl PreparedImage {
             self.progress,
         ));
         let compressed = output::compress(pipe_out, &mut hashed, compression, self.jobs).await;
-        let encoded = encoder
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let encoded = encoder.await?;
         // The encoder's error explains a compressor error (a closed pipe).
         let (entries, archive_bytes) = encoded?;
         let output_bytes = compressed?;
