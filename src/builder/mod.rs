@@ -188,6 +188,41 @@ impl InitramfsBuilder {
     /// first byte has run.
     pub async fn prepare(self) -> Result<PreparedImage, Error> {
         let progress = self.progress.0.clone();
+        let source = self.resolve(&progress).await?;
+        let Scanned {
+            mut index,
+            xattrs,
+            captured,
+        } = self.scan_layers(&source, &progress).await?;
+        if let Some(excludes) = &self.excludes {
+            let removed = index.exclude(|path, is_dir| excludes.matches(path, is_dir));
+            tracing::info!(patterns = excludes.len(), paths = removed, "excluded");
+        }
+        let xattrs = final_xattrs(&index, xattrs);
+        let (index, captured, added) = self
+            .add_boot_files(&source, index, captured, xattrs)
+            .await?;
+        let boot_check = self
+            .check_boot(&source, &index, &captured, &added.extras)
+            .await?;
+        let planned = self.plan(&index)?;
+        Ok(PreparedImage {
+            source,
+            plan: planned.plan,
+            extras: added.extras,
+            compression: self.compression,
+            jobs: self.jobs,
+            warnings: added.warnings,
+            archive_size: planned.archive_size,
+            progress,
+            boot_check,
+            tree: planned.tree,
+            kernel_footprint: self.kernel_footprint,
+            guest_memory: self.guest_memory,
+        })
+    }
+
+    async fn resolve(&self, progress: &Arc<dyn Progress>) -> Result<Arc<ImageSource>, Error> {
         progress.resolving(&self.reference.to_string());
         tracing::info!(image = %self.reference, "resolving");
         let source =
@@ -199,136 +234,96 @@ impl InitramfsBuilder {
             layers = source.layers.len(),
             "resolved"
         );
+        Ok(source)
+    }
+
+    /// The header pass: layers are scanned concurrently and applied to the
+    /// index in order as they arrive.
+    async fn scan_layers(
+        &self,
+        source: &Arc<ImageSource>,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<Scanned, Error> {
         let limits = ScanLimits {
             max_entries: self.max_entries,
             max_tar_bytes: self.max_size,
             capture: boot::FILES_READ,
             capture_limit: boot::MAX_READ as u64,
         };
-        let mut index = MergeIndex::new(self.max_entries);
-        // (path, xattr) of the entries that carry one, checked against the
-        // final tree once every layer is applied.
-        let mut xattrs: Vec<(Vec<u8>, ContentRef, layer::EntryXattr)> = Vec::new();
-        let mut captured = HashMap::new();
-        let mut scans = Box::pin(
-            futures::stream::iter(source.layers.clone())
-                .map(|blob| {
-                    let source = Arc::clone(&source);
-                    let progress = Arc::clone(&progress);
-                    tasks::spawn(async move {
-                        let reader = open_layer(&source, &blob, Pass::Headers, progress).await?;
-                        // The blob digest covers the bytes; check the diff_id
-                        // only when there is no blob digest (docker-archive).
-                        let diff_id = blob
-                            .digest
-                            .is_none()
-                            .then_some(blob.diff_id.as_ref())
-                            .flatten();
-                        Ok::<_, Error>(
-                            layer::scan_layer(reader, blob.index, diff_id, limits).await?,
-                        )
-                    })
-                })
-                .buffered(self.jobs),
-        );
-        // Layers are scanned concurrently and applied in order as they arrive.
+        let mut scanned = Scanned {
+            index: MergeIndex::new(self.max_entries),
+            xattrs: Vec::new(),
+            captured: HashMap::new(),
+        };
+        // Dropping the stream (on an error) aborts the scans in flight.
+        let mut scans = futures::stream::iter(source.layers.clone())
+            .map(|blob| spawn_scan(Arc::clone(source), blob, limits, Arc::clone(progress)))
+            .buffered(self.jobs);
         let mut layer_no = 0u32;
         while let Some(scan) = scans.next().await {
-            let headers = scan??;
-            tracing::info!(
-                layer = layer_no,
-                entries = headers.entries.len(),
-                "headers read"
-            );
-            index.apply_layer(layer_no, &headers.entries)?;
-            for x in headers.xattrs {
-                let at = headers
-                    .entries
-                    .binary_search_by_key(&x.ordinal, |e| e.ordinal);
-                if let Ok(i) = at {
-                    let content = ContentRef {
-                        layer: layer_no,
-                        ordinal: x.ordinal,
-                    };
-                    xattrs.push((headers.entries[i].path.clone(), content, x));
-                }
-            }
-            for (ordinal, body) in headers.captured {
-                let at = ContentRef {
-                    layer: layer_no,
-                    ordinal,
-                };
-                captured.insert(at, body);
-            }
+            scanned.apply(layer_no, scan??)?;
             layer_no += 1;
         }
-        drop(scans);
-        if let Some(excludes) = &self.excludes {
-            let removed = index.exclude(|path, is_dir| excludes.matches(path, is_dir));
-            tracing::info!(patterns = excludes.len(), paths = removed, "excluded");
-        }
+        Ok(scanned)
+    }
 
-        let xattrs = final_xattrs(&index, xattrs);
-        let mut warnings = Vec::new();
-        let mut extras = Vec::new();
-        if self.boot.is_none() {
-            warnings.extend(boot::dropped_xattrs(&xattrs));
-        }
-        if let Some(options) = &self.boot {
-            let lookup = TreeLookup {
-                index: &index,
-                captured: &captured,
+    /// The boot stage: plans its files and adds them to the tree. The plan
+    /// reads the host (`--inject` directories, `--init FILE`), so it runs on
+    /// the blocking pool with the tree moved there and back.
+    async fn add_boot_files(
+        &self,
+        source: &ImageSource,
+        mut index: MergeIndex,
+        captured: HashMap<ContentRef, Vec<u8>>,
+        xattrs: Vec<boot::FileXattr>,
+    ) -> Result<(MergeIndex, HashMap<ContentRef, Vec<u8>>, BootAdded), Error> {
+        let Some(options) = &self.boot else {
+            let added = BootAdded {
+                extras: Vec::new(),
+                warnings: boot::dropped_xattrs(&xattrs).into_iter().collect(),
             };
-            let platform = source.platform();
-            let image = boot::BootImage {
-                config: run_config(&source),
-                architecture: platform.architecture,
-                variant: platform.variant,
-                xattrs,
-            };
-            let plan = boot::plan(options, &image, &lookup)?;
-            warnings.extend(plan.notes);
-            let meta = |mode| Meta {
-                mode,
-                uid: 0,
-                gid: 0,
-                mtime: self.mtime,
-            };
-            for file in plan.files {
-                let ordinal = extras.len() as u32;
-                let (kind, mode) = match file.kind {
-                    BootFileKind::Dir { mode } => (EntryKind::Dir, mode),
-                    BootFileKind::Regular { content, mode } => {
-                        let size = content.len() as u64;
-                        extras.push(Extra::Bytes(content));
-                        (EntryKind::File { size }, mode)
-                    }
-                    BootFileKind::HostFile { path, mode, size } => {
-                        extras.push(Extra::Host { path, size });
-                        (EntryKind::File { size }, mode)
-                    }
-                    BootFileKind::Symlink { target } => (EntryKind::Symlink { target }, 0o777),
-                    BootFileKind::CharDev { major, minor, mode } => {
-                        (EntryKind::CharDevice { major, minor }, mode)
-                    }
-                };
-                let entry = LayerEntry {
-                    path: file.path,
-                    kind,
-                    meta: meta(mode),
-                    ordinal,
-                };
-                index.apply(EXTRA_LAYER, &entry)?;
-            }
+            return Ok((index, captured, added));
+        };
+        let platform = source.platform();
+        let image = boot::BootImage {
+            config: run_config(source),
+            architecture: platform.architecture,
+            variant: platform.variant,
+            xattrs,
+        };
+        let (options, mtime) = (options.clone(), self.mtime);
+        let (index, captured, added) = tokio::task::spawn_blocking(move || {
+            let added = apply_boot_plan(&options, &image, &mut index, &captured, mtime);
+            (index, captured, added)
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        Ok((index, captured, added?))
+    }
+
+    /// The boot check, when asked for and there is something to check.
+    async fn check_boot(
+        &self,
+        source: &Arc<ImageSource>,
+        index: &MergeIndex,
+        captured: &HashMap<ContentRef, Vec<u8>>,
+        extras: &[Extra],
+    ) -> Result<Option<Report>, Error> {
+        let (true, Some(options)) = (self.check, &self.boot) else {
+            return Ok(None);
+        };
+        let config = run_config(source);
+        match check_subject(options, index, extras, &config) {
+            Some(subject) => Ok(Some(
+                boot_check::run(source, index, captured, extras, subject).await?,
+            )),
+            None => Ok(None),
         }
-        let mut boot_check = None;
-        if let (true, Some(options)) = (self.check, &self.boot) {
-            let config = run_config(&source);
-            if let Some(subject) = check_subject(options, &index, &extras, &config) {
-                let report = boot_check::run(&source, &index, &captured, &extras, subject).await?;
-                boot_check = Some(report);
-            }
-        }
+    }
+
+    /// The archive's plan, checked against the format's limits and the
+    /// caller's bounds.
+    fn plan(&self, index: &MergeIndex) -> Result<Planned, Error> {
         let mut plan = index.plan();
         apply_mtimes(&mut plan, self.mtimes);
         let archive_size = check_plan(&plan)?;
@@ -355,21 +350,138 @@ impl InitramfsBuilder {
             bytes = archive_size,
             "planned"
         );
-        Ok(PreparedImage {
-            source,
+        Ok(Planned {
             plan,
-            extras,
-            compression: self.compression,
-            jobs: self.jobs,
-            warnings,
             archive_size,
-            progress,
-            boot_check,
             tree,
-            kernel_footprint: self.kernel_footprint,
-            guest_memory: self.guest_memory,
         })
     }
+}
+
+/// What the header pass found.
+struct Scanned {
+    index: MergeIndex,
+    /// (path, xattr) of the entries that carry one, checked against the
+    /// final tree once every layer is applied.
+    xattrs: Vec<(Vec<u8>, ContentRef, layer::EntryXattr)>,
+    /// The bodies the boot stage reads (see [`boot::FILES_READ`]).
+    captured: HashMap<ContentRef, Vec<u8>>,
+}
+
+impl Scanned {
+    fn apply(&mut self, layer_no: u32, headers: layer::LayerHeaders) -> Result<(), Error> {
+        tracing::info!(
+            layer = layer_no,
+            entries = headers.entries.len(),
+            "headers read"
+        );
+        self.index.apply_layer(layer_no, &headers.entries)?;
+        for x in headers.xattrs {
+            let at = headers
+                .entries
+                .binary_search_by_key(&x.ordinal, |e| e.ordinal);
+            if let Ok(i) = at {
+                let content = ContentRef {
+                    layer: layer_no,
+                    ordinal: x.ordinal,
+                };
+                self.xattrs
+                    .push((headers.entries[i].path.clone(), content, x));
+            }
+        }
+        for (ordinal, body) in headers.captured {
+            let at = ContentRef {
+                layer: layer_no,
+                ordinal,
+            };
+            self.captured.insert(at, body);
+        }
+        Ok(())
+    }
+}
+
+/// Reads one layer's headers in a task of its own.
+fn spawn_scan(
+    source: Arc<ImageSource>,
+    blob: LayerBlob,
+    limits: ScanLimits,
+    progress: Arc<dyn Progress>,
+) -> tasks::Scoped<Result<layer::LayerHeaders, Error>> {
+    tasks::spawn(async move {
+        let reader = open_layer(&source, &blob, Pass::Headers, progress).await?;
+        // The blob digest covers the bytes; check the diff_id only when
+        // there is no blob digest (docker-archive).
+        let diff_id = blob
+            .digest
+            .is_none()
+            .then_some(blob.diff_id.as_ref())
+            .flatten();
+        Ok(layer::scan_layer(reader, blob.index, diff_id, limits).await?)
+    })
+}
+
+/// What the boot stage adds: the generated and injected files' contents
+/// (by ordinal in [`EXTRA_LAYER`]) and its notes.
+struct BootAdded {
+    extras: Vec<Extra>,
+    warnings: Vec<String>,
+}
+
+/// Plans the boot stage's files and applies them to `index` as
+/// [`EXTRA_LAYER`]. Blocking: the plan walks `--inject` directories.
+fn apply_boot_plan(
+    options: &BootOptions,
+    image: &boot::BootImage,
+    index: &mut MergeIndex,
+    captured: &HashMap<ContentRef, Vec<u8>>,
+    mtime: u64,
+) -> Result<BootAdded, Error> {
+    let lookup = TreeLookup { index, captured };
+    let plan = boot::plan(options, image, &lookup)?;
+    let meta = |mode| Meta {
+        mode,
+        uid: 0,
+        gid: 0,
+        mtime,
+    };
+    let mut extras = Vec::new();
+    for file in plan.files {
+        let ordinal = extras.len() as u32;
+        let (kind, mode) = match file.kind {
+            BootFileKind::Dir { mode } => (EntryKind::Dir, mode),
+            BootFileKind::Regular { content, mode } => {
+                let size = content.len() as u64;
+                extras.push(Extra::Bytes(content));
+                (EntryKind::File { size }, mode)
+            }
+            BootFileKind::HostFile { path, mode, size } => {
+                extras.push(Extra::Host { path, size });
+                (EntryKind::File { size }, mode)
+            }
+            BootFileKind::Symlink { target } => (EntryKind::Symlink { target }, 0o777),
+            BootFileKind::CharDev { major, minor, mode } => {
+                (EntryKind::CharDevice { major, minor }, mode)
+            }
+        };
+        let entry = LayerEntry {
+            path: file.path,
+            kind,
+            meta: meta(mode),
+            ordinal,
+        };
+        index.apply(EXTRA_LAYER, &entry)?;
+    }
+    Ok(BootAdded {
+        extras,
+        warnings: plan.notes,
+    })
+}
+
+/// The archive's plan with what was learnt checking it.
+struct Planned {
+    plan: Plan,
+    archive_size: u64,
+    tree: memory::Tree,
 }
 
 /// What `/init` will run, when there is something to check: the image's
