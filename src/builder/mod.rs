@@ -741,6 +741,9 @@ impl PreparedImage {
     }
 }
 
+/// Writes the archive: directories and other non-files, empty files, the
+/// layers' files (bodies streamed from their layers), the boot stage's
+/// files, then the trailer. Returns the entries and bytes written.
 async fn encode<W: AsyncWrite + Unpin>(
     source: Arc<ImageSource>,
     plan: Plan,
@@ -748,127 +751,157 @@ async fn encode<W: AsyncWrite + Unpin>(
     pipe: W,
     progress: Arc<dyn Progress>,
 ) -> Result<(u64, u64), Error> {
-    let mut w = NewcWriter::new(BufWriter::with_capacity(256 * 1024, pipe));
-    let mut ino: u32 = 0;
-    let mut entries: u64 = 0;
-    let mut next_ino = || {
-        ino += 1;
-        ino
+    let mut archive = Archive {
+        w: NewcWriter::new(BufWriter::with_capacity(256 * 1024, pipe)),
+        ino: 0,
+        entries: 0,
     };
-
-    for entry in plan.dirs.iter().chain(&plan.others) {
-        let (record, data) = simple_record(entry, next_ino());
-        w.write_record(&record, data).await?;
-        entries += 1;
-    }
-    for group in &plan.empty_files {
-        let ino = next_ino();
-        for name in &group.names {
-            w.write_record(&file_record(name, group, ino, 0), &[])
-                .await?;
-            entries += 1;
-        }
-    }
-
+    archive.write_entries(&plan).await?;
     // Files are sorted by content reference and EXTRA_LAYER sorts last:
     // the layers' files are a prefix of the list, borrowed, not copied.
     let split = plan
         .files
         .partition_point(|g| g.content.layer != EXTRA_LAYER);
     let (layer_groups, extra_groups) = plan.files.split_at(split);
-    let mut remaining: HashMap<u32, usize> = HashMap::new();
-    for g in layer_groups {
-        *remaining.entry(g.content.layer).or_default() += 1;
-    }
-    let mut streams: HashMap<u32, bodies::BodyStream> = HashMap::new();
-    let mut finished = Vec::new();
-    for i in bodies::schedule(layer_groups) {
-        let group = &layer_groups[i];
-        let layer = group.content.layer;
-        let stream = streams.entry(layer).or_insert_with(|| {
-            let wanted = layer_groups
-                .iter()
-                .filter(|g| g.content.layer == layer)
-                .map(|g| (g.content.ordinal, g.size))
-                .collect();
-            tracing::debug!(layer, "reading bodies");
-            bodies::spawn_layer(Arc::clone(&source), layer, wanted, Arc::clone(&progress))
-        });
-        let ino = next_ino();
-        // newc convention: the last link of a group carries the data.
-        let (last, rest) = group
-            .names
-            .split_last()
-            .ok_or_else(|| Error::Usage("empty file group".into()))?;
-        for name in rest {
-            w.write_record(&file_record(name, group, ino, 0), &[])
-                .await?;
-            entries += 1;
-        }
-        let size = crate::cpio::check_size(last, group.size)?;
-        w.write_record_from(&file_record(last, group, ino, size), stream)
-            .await?;
-        entries += 1;
-        let left = remaining.entry(layer).or_default();
-        *left = left.saturating_sub(1);
-        if *left == 0 {
-            finished.extend(streams.remove(&layer));
-        }
-    }
+    let finished = archive
+        .write_layer_files(&source, layer_groups, &progress)
+        .await?;
     for group in extra_groups {
-        let ino = next_ino();
-        entries += write_extra(&mut w, group, ino, &extras).await?;
+        archive.write_extra(group, &extras).await?;
     }
     // Every layer's digest check must have passed before the trailer.
     for stream in finished {
         stream.finish().await?;
     }
-
-    let archive_bytes = w.written();
-    let mut pipe = w.finish().await?;
-    pipe.shutdown().await?;
-    // The trailer's bytes count too.
-    Ok((entries, archive_bytes + crate::cpio::trailer_len()))
+    archive.finish().await
 }
 
-/// Writes a generated or injected file (and its other names, if any).
-async fn write_extra<W: AsyncWrite + Unpin>(
-    w: &mut NewcWriter<W>,
-    group: &FileGroup,
+/// The archive being written, with the inode numbers handed out (one per
+/// entry, one per group of links) and the entries written so far.
+struct Archive<W> {
+    w: NewcWriter<BufWriter<W>>,
     ino: u32,
-    extras: &[Extra],
-) -> Result<u64, Error> {
-    let extra = extras
-        .get(group.content.ordinal as usize)
-        .ok_or_else(|| Error::Usage("generated file out of range".into()))?;
-    let (last, rest) = group
-        .names
-        .split_last()
-        .ok_or_else(|| Error::Usage("empty file group".into()))?;
-    for name in rest {
-        w.write_record(&file_record(name, group, ino, 0), &[])
-            .await?;
+    entries: u64,
+}
+
+impl<W: AsyncWrite + Unpin> Archive<W> {
+    fn next_ino(&mut self) -> u32 {
+        self.ino += 1;
+        self.ino
     }
-    let size = crate::cpio::check_size(last, group.size)?;
-    let record = file_record(last, group, ino, size);
-    match extra {
-        Extra::Bytes(bytes) => w.write_record(&record, bytes).await?,
-        Extra::Host { path, size } => {
-            let file = tokio::fs::File::open(path)
-                .await
-                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-            let now = file.metadata().await?.len();
-            if now != *size {
-                return Err(Error::Usage(format!(
-                    "{}: changed size while the archive was written ({size} -> {now} bytes)",
-                    path.display()
-                )));
-            }
-            w.write_record_from(&record, &mut tokio::io::BufReader::new(file))
-                .await?;
+
+    /// Directories, symlinks, devices and fifos, then the empty files.
+    async fn write_entries(&mut self, plan: &Plan) -> Result<(), Error> {
+        for entry in plan.dirs.iter().chain(&plan.others) {
+            let (record, data) = simple_record(entry, self.next_ino());
+            self.w.write_record(&record, data).await?;
+            self.entries += 1;
         }
+        for group in &plan.empty_files {
+            let ino = self.next_ino();
+            for name in &group.names {
+                self.w
+                    .write_record(&file_record(name, group, ino, 0), &[])
+                    .await?;
+                self.entries += 1;
+            }
+        }
+        Ok(())
     }
-    Ok(group.names.len() as u64)
+
+    /// A group's names but the last, without data, and the last one's
+    /// record: the newc convention is that the last link carries the data.
+    async fn write_links(&mut self, group: &FileGroup, ino: u32) -> Result<Record, Error> {
+        let (last, rest) = group
+            .names
+            .split_last()
+            .ok_or_else(|| Error::Usage("empty file group".into()))?;
+        for name in rest {
+            self.w
+                .write_record(&file_record(name, group, ino, 0), &[])
+                .await?;
+            self.entries += 1;
+        }
+        let size = crate::cpio::check_size(last, group.size)?;
+        self.entries += 1;
+        Ok(file_record(last, group, ino, size))
+    }
+
+    /// The files whose content is in a layer, in [`bodies::schedule`]'s
+    /// order, each layer's bodies read by its own producer. Returns the
+    /// layers' streams, all read, whose producers' results are still due.
+    async fn write_layer_files(
+        &mut self,
+        source: &Arc<ImageSource>,
+        groups: &[FileGroup],
+        progress: &Arc<dyn Progress>,
+    ) -> Result<Vec<bodies::BodyStream>, Error> {
+        let mut remaining: HashMap<u32, usize> = HashMap::new();
+        for g in groups {
+            *remaining.entry(g.content.layer).or_default() += 1;
+        }
+        let mut streams: HashMap<u32, bodies::BodyStream> = HashMap::new();
+        let mut finished = Vec::new();
+        for i in bodies::schedule(groups) {
+            let group = &groups[i];
+            let layer = group.content.layer;
+            let stream = streams.entry(layer).or_insert_with(|| {
+                let wanted = groups
+                    .iter()
+                    .filter(|g| g.content.layer == layer)
+                    .map(|g| (g.content.ordinal, g.size))
+                    .collect();
+                tracing::debug!(layer, "reading bodies");
+                bodies::spawn_layer(Arc::clone(source), layer, wanted, Arc::clone(progress))
+            });
+            let ino = self.next_ino();
+            let record = self.write_links(group, ino).await?;
+            self.w.write_record_from(&record, stream).await?;
+            let left = remaining.entry(layer).or_default();
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                finished.extend(streams.remove(&layer));
+            }
+        }
+        Ok(finished)
+    }
+
+    /// A generated or injected file (and its other names, if any).
+    async fn write_extra(&mut self, group: &FileGroup, extras: &[Extra]) -> Result<(), Error> {
+        let ino = self.next_ino();
+        let extra = extras
+            .get(group.content.ordinal as usize)
+            .ok_or_else(|| Error::Usage("generated file out of range".into()))?;
+        let record = self.write_links(group, ino).await?;
+        match extra {
+            Extra::Bytes(bytes) => self.w.write_record(&record, bytes).await?,
+            Extra::Host { path, size } => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+                let now = file.metadata().await?.len();
+                if now != *size {
+                    return Err(Error::Usage(format!(
+                        "{}: changed size while the archive was written ({size} -> {now} bytes)",
+                        path.display()
+                    )));
+                }
+                self.w
+                    .write_record_from(&record, &mut tokio::io::BufReader::new(file))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the trailer and closes the pipe.
+    async fn finish(self) -> Result<(u64, u64), Error> {
+        let archive_bytes = self.w.written();
+        let mut pipe = self.w.finish().await?;
+        pipe.shutdown().await?;
+        // The trailer's bytes count too.
+        Ok((self.entries, archive_bytes + crate::cpio::trailer_len()))
+    }
 }
 
 /// A layer's stored bytes, reported to `progress` as they are read.
