@@ -5,12 +5,19 @@
 //! costs more than the read (it showed as a fifth of all CPU time). Reading
 //! a local file or writing to stdout directly on the worker thread blocks it
 //! only as long as the kernel copy (or the pipe's consumer) takes.
+//!
+//! Such a read never waits, so a task reading a whole layer would never
+//! give its worker back: every read spends from tokio's cooperative budget
+//! and, once it is spent, returns `Pending` (waking itself at once). The
+//! task then yields to the others on its worker, and an aborted task stops
+//! there instead of at the end of the file.
 
 use std::io::{Read, Write};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::task::coop;
 
 /// Wraps a blocking reader or writer (a `std::fs::File`, `std::io::Stdout`).
 #[derive(Debug)]
@@ -19,9 +26,11 @@ pub struct BlockingIo<T>(pub T);
 impl<T: Read + Unpin> AsyncRead for BlockingIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        let budget = ready!(coop::poll_proceed(cx));
+        budget.made_progress();
         let this = self.get_mut();
         loop {
             match this.0.read(buf.initialize_unfilled()) {
@@ -39,9 +48,11 @@ impl<T: Read + Unpin> AsyncRead for BlockingIo<T> {
 impl<T: Write + Unpin> AsyncWrite for BlockingIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        let budget = ready!(coop::poll_proceed(cx));
+        budget.made_progress();
         let this = self.get_mut();
         loop {
             match this.0.write(buf) {

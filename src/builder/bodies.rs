@@ -1,7 +1,8 @@
 //! File bodies for the content pass, read from several layers at once.
 //!
 //! Each layer with surviving files gets a producer task that decompresses it
-//! and sends the needed bodies, in tar order, through a bounded channel. The
+//! and sends the needed bodies, in tar order, through a bounded channel; the
+//! task lives as long as its [`BodyStream`]. The
 //! writer takes them in a fixed interleaving: up to [`ACTIVE_LAYERS`] layers
 //! in turn, about [`QUOTA`] bytes of files from each. The interleaving is a
 //! function of the plan alone (file sizes, never timing or thread count), so
@@ -16,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 
+use super::tasks::{self, Scoped};
 use crate::channel_reader::ChannelReader;
 use crate::index::FileGroup;
 use crate::layer::LayerReader;
@@ -76,12 +78,15 @@ pub fn spawn_layer(
     progress: Arc<dyn Progress>,
 ) -> BodyStream {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    tokio::spawn(async move {
+    let producer = tasks::spawn(async move {
         if let Err(e) = produce(&source, layer, &wanted, &tx, progress).await {
             let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });
-    BodyStream(ChannelReader::new(rx))
+    BodyStream {
+        bodies: ChannelReader::new(rx),
+        _producer: producer,
+    }
 }
 
 async fn produce(
@@ -126,13 +131,17 @@ async fn produce(
 }
 
 /// The concatenated bodies of one layer's wanted files, as a reader.
-pub struct BodyStream(ChannelReader);
+/// Dropping it stops the producer.
+pub struct BodyStream {
+    bodies: ChannelReader,
+    _producer: Scoped<()>,
+}
 
 impl BodyStream {
     /// Waits for the producer's end: its digest checks ran over the whole
     /// layer. Extra data or an error fails the archive.
     pub async fn finish(mut self) -> Result<(), Error> {
-        match self.0.close().await? {
+        match self.bodies.close().await? {
             true => Ok(()),
             false => Err(Error::Usage("a layer gave more data than planned".into())),
         }
@@ -145,7 +154,7 @@ impl AsyncRead for BodyStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.bodies).poll_read(cx, buf)
     }
 }
 

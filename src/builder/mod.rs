@@ -2,6 +2,10 @@
 
 mod bodies;
 mod boot_check;
+mod tasks;
+
+#[cfg(test)]
+mod abort_tests;
 
 use std::sync::Arc;
 
@@ -183,6 +187,41 @@ impl InitramfsBuilder {
     /// first byte has run.
     pub async fn prepare(self) -> Result<PreparedImage, Error> {
         let progress = self.progress.0.clone();
+        let source = self.resolve(&progress).await?;
+        let Scanned {
+            mut index,
+            xattrs,
+            captured,
+        } = self.scan_layers(&source, &progress).await?;
+        if let Some(excludes) = &self.excludes {
+            let removed = index.exclude(|path, is_dir| excludes.matches(path, is_dir));
+            tracing::info!(patterns = excludes.len(), paths = removed, "excluded");
+        }
+        let xattrs = final_xattrs(&index, xattrs);
+        let (index, captured, added) = self
+            .add_boot_files(&source, index, captured, xattrs)
+            .await?;
+        let boot_check = self
+            .check_boot(&source, &index, &captured, &added.extras)
+            .await?;
+        let planned = self.plan(&index)?;
+        Ok(PreparedImage {
+            source,
+            plan: planned.plan,
+            extras: added.extras,
+            compression: self.compression,
+            jobs: self.jobs,
+            warnings: added.warnings,
+            archive_size: planned.archive_size,
+            progress,
+            boot_check,
+            tree: planned.tree,
+            kernel_footprint: self.kernel_footprint,
+            guest_memory: self.guest_memory,
+        })
+    }
+
+    async fn resolve(&self, progress: &Arc<dyn Progress>) -> Result<Arc<ImageSource>, Error> {
         progress.resolving(&self.reference.to_string());
         tracing::info!(image = %self.reference, "resolving");
         let source =
@@ -194,6 +233,16 @@ impl InitramfsBuilder {
             layers = source.layers.len(),
             "resolved"
         );
+        Ok(source)
+    }
+
+    /// The header pass: layers are scanned concurrently and applied to the
+    /// index in order as they arrive.
+    async fn scan_layers(
+        &self,
+        source: &Arc<ImageSource>,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<Scanned, Error> {
         let limits = ScanLimits {
             max_entries: self.max_entries,
             max_tar_bytes: self.max_size,
@@ -201,136 +250,80 @@ impl InitramfsBuilder {
             capture_limit: boot::MAX_READ as u64,
             declared: None,
         };
-        let mut index = MergeIndex::new(self.max_entries);
-        // (path, xattr) of the entries that carry one, checked against the
-        // final tree once every layer is applied.
-        let mut xattrs: Vec<(Vec<u8>, ContentRef, layer::EntryXattr)> = Vec::new();
-        let mut captured = HashMap::new();
-        let mut scans = Box::pin(
-            futures::stream::iter(source.layers.clone())
-                .map(|blob| {
-                    let source = Arc::clone(&source);
-                    let progress = Arc::clone(&progress);
-                    tokio::spawn(async move {
-                        let reader = open_layer(&source, &blob, Pass::Headers, progress).await?;
-                        // The blob digest covers the bytes; check the diff_id
-                        // only when there is no blob digest (docker-archive).
-                        let diff_id = blob
-                            .digest
-                            .is_none()
-                            .then_some(blob.diff_id.as_ref())
-                            .flatten();
-                        Ok::<_, Error>(
-                            layer::scan_layer(
-                                reader,
-                                blob.index,
-                                diff_id,
-                                limits.for_media_type(&blob.media_type),
-                            )
-                            .await?,
-                        )
-                    })
-                })
-                .buffered(self.jobs),
-        );
-        // Layers are scanned concurrently and applied in order as they arrive.
+        let mut scanned = Scanned {
+            index: MergeIndex::new(self.max_entries),
+            xattrs: Vec::new(),
+            captured: HashMap::new(),
+        };
+        // Dropping the stream (on an error) aborts the scans in flight.
+        let mut scans = futures::stream::iter(source.layers.clone())
+            .map(|blob| spawn_scan(Arc::clone(source), blob, limits, Arc::clone(progress)))
+            .buffered(self.jobs);
         let mut layer_no = 0u32;
         while let Some(scan) = scans.next().await {
-            let headers = scan.map_err(|e| Error::Io(std::io::Error::other(e)))??;
-            tracing::info!(
-                layer = layer_no,
-                entries = headers.entries.len(),
-                "headers read"
-            );
-            index.apply_layer(layer_no, &headers.entries)?;
-            for x in headers.xattrs {
-                let at = headers
-                    .entries
-                    .binary_search_by_key(&x.ordinal, |e| e.ordinal);
-                if let Ok(i) = at {
-                    let content = ContentRef {
-                        layer: layer_no,
-                        ordinal: x.ordinal,
-                    };
-                    xattrs.push((headers.entries[i].path.clone(), content, x));
-                }
-            }
-            for (ordinal, body) in headers.captured {
-                let at = ContentRef {
-                    layer: layer_no,
-                    ordinal,
-                };
-                captured.insert(at, body);
-            }
+            scanned.apply(layer_no, scan??)?;
             layer_no += 1;
         }
-        drop(scans);
-        if let Some(excludes) = &self.excludes {
-            let removed = index.exclude(|path, is_dir| excludes.matches(path, is_dir));
-            tracing::info!(patterns = excludes.len(), paths = removed, "excluded");
-        }
+        Ok(scanned)
+    }
 
-        let xattrs = final_xattrs(&index, xattrs);
-        let mut warnings = Vec::new();
-        let mut extras = Vec::new();
-        if self.boot.is_none() {
-            warnings.extend(boot::dropped_xattrs(&xattrs));
-        }
-        if let Some(options) = &self.boot {
-            let lookup = TreeLookup {
-                index: &index,
-                captured: &captured,
+    /// The boot stage: plans its files and adds them to the tree. The plan
+    /// reads the host (`--inject` directories, `--init FILE`), so it runs on
+    /// the blocking pool with the tree moved there and back.
+    async fn add_boot_files(
+        &self,
+        source: &ImageSource,
+        mut index: MergeIndex,
+        captured: HashMap<ContentRef, Vec<u8>>,
+        xattrs: Vec<boot::FileXattr>,
+    ) -> Result<(MergeIndex, HashMap<ContentRef, Vec<u8>>, BootAdded), Error> {
+        let Some(options) = &self.boot else {
+            let added = BootAdded {
+                extras: Vec::new(),
+                warnings: boot::dropped_xattrs(&xattrs).into_iter().collect(),
             };
-            let platform = source.platform();
-            let image = boot::BootImage {
-                config: source.run_config(),
-                architecture: platform.architecture,
-                variant: platform.variant,
-                xattrs,
-            };
-            let plan = boot::plan(options, &image, &lookup)?;
-            warnings.extend(plan.notes);
-            let meta = |mode| Meta {
-                mode,
-                uid: 0,
-                gid: 0,
-                mtime: self.mtime,
-            };
-            for file in plan.files {
-                let ordinal = extras.len() as u32;
-                let (kind, mode) = match file.kind {
-                    BootFileKind::Dir { mode } => (Kind::Dir, mode),
-                    BootFileKind::Regular { content, mode } => {
-                        let size = content.len() as u64;
-                        extras.push(Extra::Bytes(content));
-                        (Kind::File { size }, mode)
-                    }
-                    BootFileKind::HostFile { path, mode, size } => {
-                        extras.push(Extra::Host { path, size });
-                        (Kind::File { size }, mode)
-                    }
-                    BootFileKind::Symlink { target } => (Kind::Symlink { target }, 0o777),
-                    BootFileKind::CharDev { major, minor, mode } => {
-                        (Kind::CharDevice { major, minor }, mode)
-                    }
-                };
-                let entry = LayerEntry {
-                    path: file.path,
-                    kind,
-                    meta: meta(mode),
-                    ordinal,
-                };
-                index.apply(EXTRA_LAYER, &entry)?;
-            }
+            return Ok((index, captured, added));
+        };
+        let platform = source.platform();
+        let image = boot::BootImage {
+            config: source.run_config(),
+            architecture: platform.architecture,
+            variant: platform.variant,
+            xattrs,
+        };
+        let (options, mtime) = (options.clone(), self.mtime);
+        let (index, captured, added) = tokio::task::spawn_blocking(move || {
+            let added = apply_boot_plan(&options, &image, &mut index, &captured, mtime);
+            (index, captured, added)
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        Ok((index, captured, added?))
+    }
+
+    /// The boot check, when asked for and there is something to check.
+    async fn check_boot(
+        &self,
+        source: &Arc<ImageSource>,
+        index: &MergeIndex,
+        captured: &HashMap<ContentRef, Vec<u8>>,
+        extras: &[Extra],
+    ) -> Result<Option<Report>, Error> {
+        let (true, Some(options)) = (self.check, &self.boot) else {
+            return Ok(None);
+        };
+        let config = source.run_config();
+        match check_subject(options, index, extras, &config) {
+            Some(subject) => Ok(Some(
+                boot_check::run(source, index, captured, extras, subject).await?,
+            )),
+            None => Ok(None),
         }
-        let mut boot_check = None;
-        if let (true, Some(options)) = (self.check, &self.boot) {
-            let config = source.run_config();
-            if let Some(subject) = check_subject(options, &index, &extras, &config) {
-                let report = boot_check::run(&source, &index, &captured, &extras, subject).await?;
-                boot_check = Some(report);
-            }
-        }
+    }
+
+    /// The archive's plan, checked against the format's limits and the
+    /// caller's bounds.
+    fn plan(&self, index: &MergeIndex) -> Result<Planned, Error> {
         let mut plan = index.plan();
         apply_mtimes(&mut plan, self.mtimes);
         let archive_size = check_plan(&plan)?;
@@ -357,21 +350,139 @@ impl InitramfsBuilder {
             bytes = archive_size,
             "planned"
         );
-        Ok(PreparedImage {
-            source,
+        Ok(Planned {
             plan,
-            extras,
-            compression: self.compression,
-            jobs: self.jobs,
-            warnings,
             archive_size,
-            progress,
-            boot_check,
             tree,
-            kernel_footprint: self.kernel_footprint,
-            guest_memory: self.guest_memory,
         })
     }
+}
+
+/// What the header pass found.
+struct Scanned {
+    index: MergeIndex,
+    /// (path, xattr) of the entries that carry one, checked against the
+    /// final tree once every layer is applied.
+    xattrs: Vec<(Vec<u8>, ContentRef, layer::EntryXattr)>,
+    /// The bodies the boot stage reads (see [`boot::FILES_READ`]).
+    captured: HashMap<ContentRef, Vec<u8>>,
+}
+
+impl Scanned {
+    fn apply(&mut self, layer_no: u32, headers: layer::LayerHeaders) -> Result<(), Error> {
+        tracing::info!(
+            layer = layer_no,
+            entries = headers.entries.len(),
+            "headers read"
+        );
+        self.index.apply_layer(layer_no, &headers.entries)?;
+        for x in headers.xattrs {
+            let at = headers
+                .entries
+                .binary_search_by_key(&x.ordinal, |e| e.ordinal);
+            if let Ok(i) = at {
+                let content = ContentRef {
+                    layer: layer_no,
+                    ordinal: x.ordinal,
+                };
+                self.xattrs
+                    .push((headers.entries[i].path.clone(), content, x));
+            }
+        }
+        for (ordinal, body) in headers.captured {
+            let at = ContentRef {
+                layer: layer_no,
+                ordinal,
+            };
+            self.captured.insert(at, body);
+        }
+        Ok(())
+    }
+}
+
+/// Reads one layer's headers in a task of its own.
+fn spawn_scan(
+    source: Arc<ImageSource>,
+    blob: LayerBlob,
+    limits: ScanLimits,
+    progress: Arc<dyn Progress>,
+) -> tasks::Scoped<Result<layer::LayerHeaders, Error>> {
+    tasks::spawn(async move {
+        let reader = open_layer(&source, &blob, Pass::Headers, progress).await?;
+        // The blob digest covers the bytes; check the diff_id only when
+        // there is no blob digest (docker-archive).
+        let diff_id = blob
+            .digest
+            .is_none()
+            .then_some(blob.diff_id.as_ref())
+            .flatten();
+        let limits = limits.for_media_type(&blob.media_type);
+        Ok(layer::scan_layer(reader, blob.index, diff_id, limits).await?)
+    })
+}
+
+/// What the boot stage adds: the generated and injected files' contents
+/// (by ordinal in [`EXTRA_LAYER`]) and its notes.
+struct BootAdded {
+    extras: Vec<Extra>,
+    warnings: Vec<String>,
+}
+
+/// Plans the boot stage's files and applies them to `index` as
+/// [`EXTRA_LAYER`]. Blocking: the plan walks `--inject` directories.
+fn apply_boot_plan(
+    options: &BootOptions,
+    image: &boot::BootImage,
+    index: &mut MergeIndex,
+    captured: &HashMap<ContentRef, Vec<u8>>,
+    mtime: u64,
+) -> Result<BootAdded, Error> {
+    let lookup = TreeLookup { index, captured };
+    let plan = boot::plan(options, image, &lookup)?;
+    let meta = |mode| Meta {
+        mode,
+        uid: 0,
+        gid: 0,
+        mtime,
+    };
+    let mut extras = Vec::new();
+    for file in plan.files {
+        let ordinal = extras.len() as u32;
+        let (kind, mode) = match file.kind {
+            BootFileKind::Dir { mode } => (Kind::Dir, mode),
+            BootFileKind::Regular { content, mode } => {
+                let size = content.len() as u64;
+                extras.push(Extra::Bytes(content));
+                (Kind::File { size }, mode)
+            }
+            BootFileKind::HostFile { path, mode, size } => {
+                extras.push(Extra::Host { path, size });
+                (Kind::File { size }, mode)
+            }
+            BootFileKind::Symlink { target } => (Kind::Symlink { target }, 0o777),
+            BootFileKind::CharDev { major, minor, mode } => {
+                (Kind::CharDevice { major, minor }, mode)
+            }
+        };
+        let entry = LayerEntry {
+            path: file.path,
+            kind,
+            meta: meta(mode),
+            ordinal,
+        };
+        index.apply(EXTRA_LAYER, &entry)?;
+    }
+    Ok(BootAdded {
+        extras,
+        warnings: plan.notes,
+    })
+}
+
+/// The archive's plan with what was learnt checking it.
+struct Planned {
+    plan: Plan,
+    archive_size: u64,
+    tree: memory::Tree,
 }
 
 /// What `/init` will run, when there is something to check: the image's
@@ -600,7 +711,7 @@ impl PreparedImage {
             hasher.update(b);
             progress.output_written(b.len() as u64);
         });
-        let encoder = tokio::spawn(encode(
+        let encoder = tasks::spawn(encode(
             self.source,
             self.plan,
             self.extras,
@@ -608,9 +719,7 @@ impl PreparedImage {
             self.progress,
         ));
         let compressed = output::compress(pipe_out, &mut hashed, compression, self.jobs).await;
-        let encoded = encoder
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let encoded = encoder.await?;
         // The encoder's error explains a compressor error (a closed pipe).
         let (entries, archive_bytes) = encoded?;
         let output_bytes = compressed?;
@@ -633,6 +742,9 @@ impl PreparedImage {
     }
 }
 
+/// Writes the archive: directories and other non-files, empty files, the
+/// layers' files (bodies streamed from their layers), the boot stage's
+/// files, then the trailer. Returns the entries and bytes written.
 async fn encode<W: AsyncWrite + Unpin>(
     source: Arc<ImageSource>,
     plan: Plan,
@@ -640,127 +752,157 @@ async fn encode<W: AsyncWrite + Unpin>(
     pipe: W,
     progress: Arc<dyn Progress>,
 ) -> Result<(u64, u64), Error> {
-    let mut w = NewcWriter::new(BufWriter::with_capacity(256 * 1024, pipe));
-    let mut ino: u32 = 0;
-    let mut entries: u64 = 0;
-    let mut next_ino = || {
-        ino += 1;
-        ino
+    let mut archive = Archive {
+        w: NewcWriter::new(BufWriter::with_capacity(256 * 1024, pipe)),
+        ino: 0,
+        entries: 0,
     };
-
-    for entry in plan.dirs.iter().chain(&plan.others) {
-        let (record, data) = simple_record(entry, next_ino());
-        w.write_record(&record, data).await?;
-        entries += 1;
-    }
-    for group in &plan.empty_files {
-        let ino = next_ino();
-        for name in &group.names {
-            w.write_record(&file_record(name, group, ino, 0), &[])
-                .await?;
-            entries += 1;
-        }
-    }
-
+    archive.write_entries(&plan).await?;
     // Files are sorted by content reference and EXTRA_LAYER sorts last:
     // the layers' files are a prefix of the list, borrowed, not copied.
     let split = plan
         .files
         .partition_point(|g| g.content.layer != EXTRA_LAYER);
     let (layer_groups, extra_groups) = plan.files.split_at(split);
-    let mut remaining: HashMap<u32, usize> = HashMap::new();
-    for g in layer_groups {
-        *remaining.entry(g.content.layer).or_default() += 1;
-    }
-    let mut streams: HashMap<u32, bodies::BodyStream> = HashMap::new();
-    let mut finished = Vec::new();
-    for i in bodies::schedule(layer_groups) {
-        let group = &layer_groups[i];
-        let layer = group.content.layer;
-        let stream = streams.entry(layer).or_insert_with(|| {
-            let wanted = layer_groups
-                .iter()
-                .filter(|g| g.content.layer == layer)
-                .map(|g| (g.content.ordinal, g.size))
-                .collect();
-            tracing::debug!(layer, "reading bodies");
-            bodies::spawn_layer(Arc::clone(&source), layer, wanted, Arc::clone(&progress))
-        });
-        let ino = next_ino();
-        // newc convention: the last link of a group carries the data.
-        let (last, rest) = group
-            .names
-            .split_last()
-            .ok_or_else(|| Error::Usage("empty file group".into()))?;
-        for name in rest {
-            w.write_record(&file_record(name, group, ino, 0), &[])
-                .await?;
-            entries += 1;
-        }
-        let size = crate::cpio::check_size(last, group.size)?;
-        w.write_record_from(&file_record(last, group, ino, size), stream)
-            .await?;
-        entries += 1;
-        let left = remaining.entry(layer).or_default();
-        *left = left.saturating_sub(1);
-        if *left == 0 {
-            finished.extend(streams.remove(&layer));
-        }
-    }
+    let finished = archive
+        .write_layer_files(&source, layer_groups, &progress)
+        .await?;
     for group in extra_groups {
-        let ino = next_ino();
-        entries += write_extra(&mut w, group, ino, &extras).await?;
+        archive.write_extra(group, &extras).await?;
     }
     // Every layer's digest check must have passed before the trailer.
     for stream in finished {
         stream.finish().await?;
     }
-
-    let archive_bytes = w.written();
-    let mut pipe = w.finish().await?;
-    pipe.shutdown().await?;
-    // The trailer's bytes count too.
-    Ok((entries, archive_bytes + crate::cpio::trailer_len()))
+    archive.finish().await
 }
 
-/// Writes a generated or injected file (and its other names, if any).
-async fn write_extra<W: AsyncWrite + Unpin>(
-    w: &mut NewcWriter<W>,
-    group: &FileGroup,
+/// The archive being written, with the inode numbers handed out (one per
+/// entry, one per group of links) and the entries written so far.
+struct Archive<W> {
+    w: NewcWriter<BufWriter<W>>,
     ino: u32,
-    extras: &[Extra],
-) -> Result<u64, Error> {
-    let extra = extras
-        .get(group.content.ordinal as usize)
-        .ok_or_else(|| Error::Usage("generated file out of range".into()))?;
-    let (last, rest) = group
-        .names
-        .split_last()
-        .ok_or_else(|| Error::Usage("empty file group".into()))?;
-    for name in rest {
-        w.write_record(&file_record(name, group, ino, 0), &[])
-            .await?;
+    entries: u64,
+}
+
+impl<W: AsyncWrite + Unpin> Archive<W> {
+    fn next_ino(&mut self) -> u32 {
+        self.ino += 1;
+        self.ino
     }
-    let size = crate::cpio::check_size(last, group.size)?;
-    let record = file_record(last, group, ino, size);
-    match extra {
-        Extra::Bytes(bytes) => w.write_record(&record, bytes).await?,
-        Extra::Host { path, size } => {
-            let file = tokio::fs::File::open(path)
-                .await
-                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-            let now = file.metadata().await?.len();
-            if now != *size {
-                return Err(Error::Usage(format!(
-                    "{}: changed size while the archive was written ({size} -> {now} bytes)",
-                    path.display()
-                )));
-            }
-            w.write_record_from(&record, &mut tokio::io::BufReader::new(file))
-                .await?;
+
+    /// Directories, symlinks, devices and fifos, then the empty files.
+    async fn write_entries(&mut self, plan: &Plan) -> Result<(), Error> {
+        for entry in plan.dirs.iter().chain(&plan.others) {
+            let (record, data) = simple_record(entry, self.next_ino());
+            self.w.write_record(&record, data).await?;
+            self.entries += 1;
         }
+        for group in &plan.empty_files {
+            let ino = self.next_ino();
+            for name in &group.names {
+                self.w
+                    .write_record(&file_record(name, group, ino, 0), &[])
+                    .await?;
+                self.entries += 1;
+            }
+        }
+        Ok(())
     }
-    Ok(group.names.len() as u64)
+
+    /// A group's names but the last, without data, and the last one's
+    /// record: the newc convention is that the last link carries the data.
+    async fn write_links(&mut self, group: &FileGroup, ino: u32) -> Result<Record, Error> {
+        let (last, rest) = group
+            .names
+            .split_last()
+            .ok_or_else(|| Error::Usage("empty file group".into()))?;
+        for name in rest {
+            self.w
+                .write_record(&file_record(name, group, ino, 0), &[])
+                .await?;
+            self.entries += 1;
+        }
+        let size = crate::cpio::check_size(last, group.size)?;
+        self.entries += 1;
+        Ok(file_record(last, group, ino, size))
+    }
+
+    /// The files whose content is in a layer, in [`bodies::schedule`]'s
+    /// order, each layer's bodies read by its own producer. Returns the
+    /// layers' streams, all read, whose producers' results are still due.
+    async fn write_layer_files(
+        &mut self,
+        source: &Arc<ImageSource>,
+        groups: &[FileGroup],
+        progress: &Arc<dyn Progress>,
+    ) -> Result<Vec<bodies::BodyStream>, Error> {
+        let mut remaining: HashMap<u32, usize> = HashMap::new();
+        for g in groups {
+            *remaining.entry(g.content.layer).or_default() += 1;
+        }
+        let mut streams: HashMap<u32, bodies::BodyStream> = HashMap::new();
+        let mut finished = Vec::new();
+        for i in bodies::schedule(groups) {
+            let group = &groups[i];
+            let layer = group.content.layer;
+            let stream = streams.entry(layer).or_insert_with(|| {
+                let wanted = groups
+                    .iter()
+                    .filter(|g| g.content.layer == layer)
+                    .map(|g| (g.content.ordinal, g.size))
+                    .collect();
+                tracing::debug!(layer, "reading bodies");
+                bodies::spawn_layer(Arc::clone(source), layer, wanted, Arc::clone(progress))
+            });
+            let ino = self.next_ino();
+            let record = self.write_links(group, ino).await?;
+            self.w.write_record_from(&record, stream).await?;
+            let left = remaining.entry(layer).or_default();
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                finished.extend(streams.remove(&layer));
+            }
+        }
+        Ok(finished)
+    }
+
+    /// A generated or injected file (and its other names, if any).
+    async fn write_extra(&mut self, group: &FileGroup, extras: &[Extra]) -> Result<(), Error> {
+        let ino = self.next_ino();
+        let extra = extras
+            .get(group.content.ordinal as usize)
+            .ok_or_else(|| Error::Usage("generated file out of range".into()))?;
+        let record = self.write_links(group, ino).await?;
+        match extra {
+            Extra::Bytes(bytes) => self.w.write_record(&record, bytes).await?,
+            Extra::Host { path, size } => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+                let now = file.metadata().await?.len();
+                if now != *size {
+                    return Err(Error::Usage(format!(
+                        "{}: changed size while the archive was written ({size} -> {now} bytes)",
+                        path.display()
+                    )));
+                }
+                self.w
+                    .write_record_from(&record, &mut tokio::io::BufReader::new(file))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the trailer and closes the pipe.
+    async fn finish(self) -> Result<(u64, u64), Error> {
+        let archive_bytes = self.w.written();
+        let mut pipe = self.w.finish().await?;
+        pipe.shutdown().await?;
+        // The trailer's bytes count too.
+        Ok((self.entries, archive_bytes + crate::cpio::trailer_len()))
+    }
 }
 
 /// A layer's stored bytes, reported to `progress` as they are read.

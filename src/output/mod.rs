@@ -6,15 +6,13 @@
 //! and gives the same bytes for any number of threads.
 
 mod blocks;
+mod threaded;
 mod xz;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use async_compression::tokio::write::ZstdEncoder;
-use async_compression::zstd::CParameter;
-use async_compression::Level;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// How the archive is compressed. Each is one the kernel unpacks.
@@ -150,24 +148,43 @@ where
             blocks::compress(input, &mut counted, blocks::LegacyLz4, jobs).await?;
         }
         Codec::Zstd => {
-            // Always zstd's multithreaded mode, even for one job: its output
-            // differs from the single-threaded mode's but not between
-            // worker counts, so -j never changes the bytes.
-            let workers = CParameter::nb_workers(jobs.max(1) as u32);
-            let mut enc = ZstdEncoder::with_quality_and_params(
-                &mut counted,
-                Level::Precise(level.unwrap_or(3)),
-                &[workers],
-            );
-            copy_without_flush(&mut input, &mut enc).await?;
-            enc.shutdown().await?;
+            let level = level.unwrap_or(3);
+            threaded::compress(input, &mut counted, move |chunks, out| {
+                zstd_encode(chunks, out, level, jobs)
+            })
+            .await?;
         }
         Codec::Xz => {
-            xz::compress(input, &mut counted, level.unwrap_or(6) as u32, jobs).await?;
+            let preset = level.unwrap_or(6) as u32;
+            threaded::compress(input, &mut counted, move |chunks, out| {
+                xz::encode(chunks, out, preset, jobs)
+            })
+            .await?;
         }
     }
     drop(counted);
     Ok(count)
+}
+
+/// One zstd frame, blocking. Always zstd's multithreaded mode, even for
+/// one job: its output differs from the single-threaded mode's but not
+/// between worker counts, so -j never changes the bytes. Never flushed
+/// before the end: a flush ends a block early, which would make the output
+/// depend on timing.
+fn zstd_encode(
+    chunks: threaded::Chunks,
+    output: &mut threaded::Output,
+    level: i32,
+    jobs: usize,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut enc = zstd::stream::write::Encoder::new(output, level)?;
+    enc.multithread(u32::try_from(jobs.max(1)).unwrap_or(1))?;
+    for chunk in chunks {
+        enc.write_all(&chunk)?;
+    }
+    enc.finish()?;
+    Ok(())
 }
 
 /// `tokio::io::copy` flushes the writer whenever the reader must wait; a

@@ -2,21 +2,20 @@
 //! default of most encoders) and LZMA2 in fixed-size blocks, so liblzma's
 //! threads can share the work without changing the bytes.
 
-use liblzma::stream::{Action, Check, MtStreamBuilder, Status};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::io::Write;
+
+use liblzma::stream::{Action, Check, MtStreamBuilder, Status, Stream};
 
 const CHUNK: usize = 1 << 20;
 
-pub async fn compress<R, W>(
-    mut input: R,
-    output: &mut W,
+/// Encodes the archive's chunks into `output`, blocking: run it off the
+/// async workers (see [`super::threaded`]).
+pub fn encode(
+    input: impl Iterator<Item = bytes::Bytes>,
+    output: &mut impl Write,
     preset: u32,
     jobs: usize,
-) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+) -> std::io::Result<()> {
     let threads = u32::try_from(jobs.max(1)).unwrap_or(1);
     let mut stream = MtStreamBuilder::new()
         .threads(threads)
@@ -24,28 +23,37 @@ where
         .check(Check::Crc32)
         .encoder()
         .map_err(std::io::Error::other)?;
-    let mut buf = vec![0u8; CHUNK];
     let mut out = Vec::with_capacity(CHUNK);
+    for chunk in input {
+        process(&mut stream, &chunk, Action::Run, &mut out, output)?;
+    }
+    process(&mut stream, &[], Action::Finish, &mut out, output)
+}
+
+/// Gives `input` to the encoder and writes what comes out, until it has
+/// taken all of it (`Run`) or ended the stream (`Finish`).
+fn process(
+    stream: &mut Stream,
+    input: &[u8],
+    action: Action,
+    out: &mut Vec<u8>,
+    output: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut consumed = 0;
     loop {
-        let n = input.read(&mut buf).await?;
-        let action = if n == 0 { Action::Finish } else { Action::Run };
-        let mut consumed = 0;
-        loop {
-            out.clear();
-            let before = stream.total_in();
-            let status = stream
-                .process_vec(&buf[consumed..n], &mut out, action)
-                .map_err(std::io::Error::other)?;
-            consumed += (stream.total_in() - before) as usize;
-            output.write_all(&out).await?;
-            match (action, status) {
-                (Action::Finish, Status::StreamEnd) => {
-                    output.flush().await?;
-                    return Ok(());
-                }
-                (Action::Run, _) if consumed == n && out.len() < out.capacity() => break,
-                _ => {}
+        out.clear();
+        let before = stream.total_in();
+        let status = stream
+            .process_vec(&input[consumed..], out, action)
+            .map_err(std::io::Error::other)?;
+        consumed += (stream.total_in() - before) as usize;
+        output.write_all(out)?;
+        match (action, status) {
+            (Action::Finish, Status::StreamEnd) => return Ok(()),
+            (Action::Run, _) if consumed == input.len() && out.len() < out.capacity() => {
+                return Ok(())
             }
+            _ => {}
         }
     }
 }
