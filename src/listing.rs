@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fs::{Kind, Meta};
 use crate::index::Plan;
+use crate::path::escape;
 
 /// One path of the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,8 +171,6 @@ fn put_name(o: &mut Map<String, Value>, key: &str, name: &[u8]) {
         }
     }
 }
-
-pub use crate::path::escape;
 
 /// `YYYY-MM-DD HH:MM` in UTC.
 pub fn format_time(secs: u64) -> String {

@@ -16,7 +16,7 @@ pub struct Digest {
 
 impl Digest {
     pub fn parse(s: &str) -> Result<Digest, String> {
-        let shown = || crate::listing::escape(s.as_bytes());
+        let shown = || crate::path::escape(s.as_bytes());
         let hex = s.strip_prefix("sha256:").ok_or_else(|| {
             format!(
                 "unsupported digest '{}' (only sha256 is supported)",

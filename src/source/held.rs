@@ -202,7 +202,7 @@ impl HeldArchive {
     }
 
     pub fn describe(&self, name: &str) -> String {
-        format!("{}:{}", self.what, crate::listing::escape(name.as_bytes()))
+        format!("{}:{}", self.what, crate::path::escape(name.as_bytes()))
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -217,7 +217,7 @@ impl HeldArchive {
                 SourceError::new(format!(
                     "{}: no member '{}'",
                     self.what,
-                    crate::listing::escape(name.as_bytes())
+                    crate::path::escape(name.as_bytes())
                 ))
             })?;
         match (&member.body, &self.again) {
@@ -235,7 +235,7 @@ impl HeldArchive {
             (Body::Elsewhere, None) => Err(SourceError::Internal(format!(
                 "{}: member '{}' was not kept",
                 self.what,
-                crate::listing::escape(name.as_bytes())
+                crate::path::escape(name.as_bytes())
             ))),
         }
     }

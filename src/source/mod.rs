@@ -161,7 +161,7 @@ impl ImageReference {
 
 /// Text from an image, a file name or an engine, safe for a terminal.
 fn esc(s: &str) -> String {
-    crate::listing::escape(s.as_bytes())
+    crate::path::escape(s.as_bytes())
 }
 
 impl fmt::Display for ImageReference {

@@ -141,7 +141,7 @@ pub fn parse_document(
         what: what.to_string(),
         reason: format!(
             "invalid JSON document: {}",
-            crate::listing::escape(e.to_string().as_bytes())
+            crate::path::escape(e.to_string().as_bytes())
         ),
     };
     match media_type {
@@ -165,7 +165,7 @@ pub fn parse_document(
             what: what.to_string(),
             reason: format!(
                 "unsupported media type '{}'",
-                crate::listing::escape(other.as_bytes())
+                crate::path::escape(other.as_bytes())
             ),
         }),
     }

@@ -42,7 +42,7 @@ use std::ops::Range;
 use super::path::{normalize, resolve};
 use super::{combine_command, ImageLookup, RunConfig, DEFAULT_PATH};
 use crate::fs::{Entry, Kind};
-use crate::listing::escape;
+use crate::path::escape;
 use elf::{Arch, Capture, ElfInfo, Parsed, Sparse};
 use loader::Libc;
 
