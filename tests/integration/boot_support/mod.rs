@@ -22,20 +22,7 @@ pub fn manifest_dir() -> PathBuf {
 }
 
 /// Runs a command, panicking with its stderr when it fails.
-pub fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+pub use crate::common::run;
 
 fn have(program: &str) -> bool {
     Command::new("sh")

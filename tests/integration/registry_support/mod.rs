@@ -26,22 +26,8 @@ pub fn require(cmd: &str) {
     );
 }
 
-/// Runs a command that must succeed; returns its stdout.
-pub fn run(cmd: &mut Command) -> Vec<u8> {
-    let what = format!("{cmd:?}");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+/// Runs a command, panicking with its stderr when it fails.
+pub use crate::common::run;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
