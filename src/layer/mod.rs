@@ -537,11 +537,11 @@ async fn read_body(entry: &mut TarEntry, limit: u64) -> std::io::Result<Vec<u8>>
     Ok(out)
 }
 
+/// Hand-made tar headers for unit tests here and in later stages.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn block(name: &[u8], size: u64, kind: u8) -> Vec<u8> {
+pub(crate) mod test_tar {
+    /// One ustar header block: mode 0644, root-owned, mtime 0.
+    pub(crate) fn block(name: &[u8], size: u64, kind: u8) -> Vec<u8> {
         let mut h = vec![0u8; 512];
         h[..name.len()].copy_from_slice(name);
         h[100..108].copy_from_slice(b"0000644\0");
@@ -557,6 +557,13 @@ mod tests {
         h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         h
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::test_tar::block;
 
     const LIMITS: ScanLimits = ScanLimits {
         max_entries: 1000,
