@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fs::{Kind, Meta};
 use crate::index::Plan;
-use crate::path::escape;
+use crate::path::{self, absolute, escape};
 
 /// One path of the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,23 +49,8 @@ pub fn entries(plan: &Plan) -> Vec<ListEntry> {
             });
         }
     }
-    out.sort_by(|a, b| components(&a.path).cmp(components(&b.path)));
+    out.sort_by(|a, b| path::tree_order(&a.path, &b.path));
     out
-}
-
-fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
-    path.split(|&b| b == b'/')
-}
-
-fn absolute(name: &[u8]) -> Vec<u8> {
-    // `.` is the root's own entry.
-    if name == b"." {
-        return b"/".to_vec();
-    }
-    let mut p = Vec::with_capacity(name.len() + 1);
-    p.push(b'/');
-    p.extend_from_slice(name);
-    p
 }
 
 impl ListEntry {

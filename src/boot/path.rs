@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::fs::{Entry, Kind};
-use crate::path::MAX_SYMLINKS;
+use crate::path::{Found, TooManySymlinks, Tree, LINUX_MAX_SYMLINKS};
 
 use super::{BootError, BootFile, BootFileKind, ImageLookup};
 
@@ -43,63 +43,43 @@ pub(crate) fn normalize(path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Resolves `path` inside the image the way a chrooted process would, except
-/// that `..` and absolute symlink targets never leave the root. The result
-/// is absolute and normalised; it need not exist. With `follow_last` false,
-/// a symlink in the last component is left as is.
+/// Resolves `path` inside the image the way a chrooted process would, with
+/// the kernel's symlink limit, except that `..` and absolute symlink targets
+/// never leave the root ([`crate::path::resolve`]). The result is absolute
+/// and normalised; it need not exist. With `follow_last` false, a symlink
+/// in the last component is left as is.
 pub(crate) fn resolve(
     lookup: &dyn ImageLookup,
     path: &[u8],
     follow_last: bool,
 ) -> Result<Vec<u8>, BootError> {
-    let mut done: Vec<Vec<u8>> = Vec::new();
-    let mut todo: Vec<Vec<u8>> = components(path);
-    todo.reverse();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        if c == b".." {
-            done.pop();
-            continue;
-        }
-        let candidate = assemble(&done, Some(&c));
-        let last = todo.is_empty();
-        match lookup.entry(&candidate) {
-            Some(Entry {
-                kind: Kind::Symlink { target },
-                ..
-            }) if follow_last || !last => {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(BootError::SymlinkLoop(crate::path::display(path)));
-                }
-                if target.starts_with(b"/") {
-                    done.clear();
-                }
-                todo.extend(components(&target).into_iter().rev());
-            }
-            _ => done.push(c),
-        }
+    let comps = path.split(|&b| b == b'/');
+    match crate::path::resolve(&Image(lookup), comps, follow_last, LINUX_MAX_SYMLINKS) {
+        Ok(resolved) => Ok(resolved.absolute()),
+        Err(TooManySymlinks) => Err(BootError::SymlinkLoop(crate::path::display(path))),
     }
-    Ok(assemble(&done, None))
 }
 
-fn components(path: &[u8]) -> Vec<Vec<u8>> {
-    path.split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .map(<[u8]>::to_vec)
-        .collect()
-}
+/// The image as [`crate::path::resolve`] walks it: a directory is its
+/// absolute path.
+struct Image<'a>(&'a dyn ImageLookup);
 
-fn assemble(done: &[Vec<u8>], extra: Option<&Vec<u8>>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for c in done.iter().chain(extra) {
-        out.push(b'/');
-        out.extend_from_slice(c);
+impl Tree for Image<'_> {
+    type Dir = Vec<u8>;
+
+    fn root(&self) -> Vec<u8> {
+        b"/".to_vec()
     }
-    if out.is_empty() {
-        out.push(b'/');
+
+    fn find(&self, dir: &Vec<u8>, name: &[u8]) -> Found<Vec<u8>> {
+        let path = join(dir, name);
+        match self.0.entry(&path).map(|e| e.kind) {
+            Some(Kind::Dir) => Found::Dir(path),
+            Some(Kind::Symlink { target }) => Found::Symlink(target),
+            Some(_) => Found::Other,
+            None => Found::Missing,
+        }
     }
-    out
 }
 
 /// The image with the files planned so far laid over it.
@@ -141,9 +121,9 @@ pub(crate) fn place(
         let name = name.strip_prefix(b"/").unwrap_or(name).to_vec();
         let dir = resolve(&overlay, parent(&path), true)?;
         let mut prefix = Vec::new();
-        for c in components(&dir) {
+        for c in crate::path::components(&dir) {
             prefix.push(b'/');
-            prefix.extend_from_slice(&c);
+            prefix.extend_from_slice(c);
             match overlay.entry(&prefix) {
                 None => {
                     overlay.planned.insert(

@@ -30,7 +30,7 @@ use hashbrown::HashMap;
 
 use crate::fs::{Kind, Meta};
 use crate::layer::LayerEntry;
-use crate::path::{self, MAX_NAME_LEN, MAX_SYMLINKS};
+use crate::path::{self, Found, LINUX_MAX_SYMLINKS, MAX_NAME_LEN};
 
 /// The layer number used for content that does not come from a layer
 /// (generated /init, injected files). It sorts after every real layer.
@@ -115,6 +115,32 @@ struct Node {
     upper: u32,
     meta: Meta,
     kind: NodeKind,
+}
+
+/// The tree as [`path::resolve`] walks it: a directory is its node.
+struct Nodes<'a>(&'a [Node]);
+
+impl path::Tree for Nodes<'_> {
+    type Dir = NodeId;
+
+    fn root(&self) -> NodeId {
+        ROOT
+    }
+
+    fn find(&self, dir: &NodeId, name: &[u8]) -> Found<NodeId> {
+        let NodeKind::Dir(children) = &self.0[*dir as usize].kind else {
+            return Found::Missing;
+        };
+        let Some(&id) = children.get(name) else {
+            return Found::Missing;
+        };
+        match &self.0[id as usize].kind {
+            NodeKind::Dir(_) => Found::Dir(id),
+            NodeKind::Symlink(target) => Found::Symlink(target.to_vec()),
+            NodeKind::Removed => Found::Missing,
+            _ => Found::Other,
+        }
+    }
 }
 
 /// Default metadata of a directory that an entry needs but no entry declares:
@@ -334,73 +360,45 @@ impl MergeIndex {
         }
     }
 
-    /// Resolves directory components inside the root, following symlinks
-    /// (absolute ones from the image root, `..` floored at it). With
-    /// `create`, missing directories are created implicitly and every
-    /// directory passed through is marked as written by that layer.
+    /// Resolves the directory that `comps` name, inside the root, with
+    /// [`path::resolve`]. With `create`, the missing part becomes implicit
+    /// directories and every directory on the resolved path is marked as
+    /// written by that layer, as umoci creates the parents it resolved.
     fn resolve(
         &mut self,
         comps: &[&[u8]],
         create: Option<u32>,
         err: &dyn Fn(&str) -> IndexError,
     ) -> Result<Option<NodeId>, IndexError> {
-        let mut todo: Vec<Vec<u8>> = comps.iter().rev().map(|c| c.to_vec()).collect();
-        let mut cur = ROOT;
-        let mut followed = 0usize;
-        if let Some(layer) = create {
-            self.nodes[ROOT as usize].upper = layer;
+        let resolved = path::resolve(
+            &Nodes(&self.nodes),
+            comps.iter().copied(),
+            true,
+            LINUX_MAX_SYMLINKS,
+        )
+        .map_err(|_| err("too many levels of symbolic links in the parent path"))?;
+        let Some(layer) = create else {
+            return Ok(resolved.dir().copied());
+        };
+        for &dir in &resolved.dirs {
+            self.nodes[dir as usize].upper = layer;
         }
-        while let Some(c) = todo.pop() {
-            match c.as_slice() {
-                b"" | b"." => continue,
-                b".." => {
-                    cur = self.nodes[cur as usize].parent;
-                    continue;
-                }
-                _ => {}
+        let mut cur = *resolved.deepest();
+        for name in resolved.rest() {
+            if let Some(id) = self.child(cur, name) {
+                return Err(err(&format!(
+                    "parent {} is not a directory",
+                    path::display(&self.name_of(id))
+                )));
             }
-            let next = match self.child(cur, &c) {
-                Some(id) => id,
-                None => match create {
-                    Some(layer) => self.insert(
-                        cur,
-                        &c,
-                        layer,
-                        IMPLICIT_DIR,
-                        NodeKind::Dir(HashMap::new()),
-                        err,
-                    )?,
-                    None => return Ok(None),
-                },
-            };
-            match &self.nodes[next as usize].kind {
-                NodeKind::Dir(_) => {
-                    if let Some(layer) = create {
-                        self.nodes[next as usize].upper = layer;
-                    }
-                    cur = next;
-                }
-                NodeKind::Symlink(target) => {
-                    followed += 1;
-                    if followed > MAX_SYMLINKS {
-                        return Err(err("too many levels of symbolic links in the parent path"));
-                    }
-                    if target.first() == Some(&b'/') {
-                        cur = ROOT;
-                    }
-                    let target = target.clone();
-                    for part in target.split(|&b| b == b'/').rev() {
-                        todo.push(part.to_vec());
-                    }
-                }
-                _ if create.is_some() => {
-                    return Err(err(&format!(
-                        "parent {} is not a directory",
-                        path::display(&self.name_of(next))
-                    )))
-                }
-                _ => return Ok(None),
-            }
+            cur = self.insert(
+                cur,
+                name,
+                layer,
+                IMPLICIT_DIR,
+                NodeKind::Dir(HashMap::new()),
+                err,
+            )?;
         }
         Ok(Some(cur))
     }
