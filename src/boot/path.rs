@@ -201,6 +201,41 @@ mod tests {
     }
 
     #[test]
+    fn symlinks_are_followed_as_far_as_the_host_kernel_follows_them() {
+        // The boot stage predicts the booted kernel: the same chain of
+        // symlinks, resolved by the host's kernel and by `resolve`.
+        for n in [LINUX_MAX_SYMLINKS, LINUX_MAX_SYMLINKS + 1] {
+            let host = tempfile::tempdir().unwrap();
+            let root = host.path().canonicalize().unwrap();
+            let mut img = MapImage::new();
+            std::fs::create_dir(root.join("d")).unwrap();
+            std::fs::write(root.join("d/f"), b"").unwrap();
+            img.dir("/d").file("/d/f", 0o644, "");
+            for i in 0..n {
+                let target = match i + 1 == n {
+                    true => "d".to_string(),
+                    false => format!("l{}", i + 1),
+                };
+                std::os::unix::fs::symlink(&target, root.join(format!("l{i}"))).unwrap();
+                img.link(&format!("/l{i}"), &target);
+            }
+            let kernel = std::fs::canonicalize(root.join("l0/f"));
+            let ours = resolve(&img, b"/l0/f", true);
+            match kernel {
+                Ok(real) => {
+                    let real = real.strip_prefix(&root).unwrap();
+                    let want = format!("/{}", real.display());
+                    assert_eq!(ours.unwrap(), want.as_bytes(), "{n} links");
+                }
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(40), "{n} links: {e}"); // ELOOP
+                    assert!(matches!(ours, Err(BootError::SymlinkLoop(_))), "{n} links");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn parents() {
         assert_eq!(parent(b"/a/b"), b"/a");
         assert_eq!(parent(b"/a"), b"/");

@@ -11,9 +11,10 @@
 //!   node found at that moment carries the content reference, so a link keeps
 //!   its content even when a newer layer overwrites or deletes the target;
 //! * a parent directory that is a symlink is resolved inside the root at that
-//!   moment (SecureJoin semantics: absolute targets start at the image root,
-//!   `..` stops at it), so no entry is ever placed below a symlink or outside
-//!   the root.
+//!   moment, by [`path::resolve`] with umoci's rules (SecureJoin: absolute
+//!   targets start at the image root, `..` stops at it, at most
+//!   [`SECUREJOIN_MAX_SYMLINKS`] links, not the kernel's 40), so no entry is
+//!   ever placed below a symlink or outside the root.
 //!
 //! Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) hide only what
 //! lower layers put there: a node remembers the last layer that wrote it or
@@ -30,7 +31,7 @@ use hashbrown::HashMap;
 
 use crate::fs::{Kind, Meta};
 use crate::layer::LayerEntry;
-use crate::path::{self, Found, LINUX_MAX_SYMLINKS, MAX_NAME_LEN};
+use crate::path::{self, Found, MAX_NAME_LEN, SECUREJOIN_MAX_SYMLINKS};
 
 /// The layer number used for content that does not come from a layer
 /// (generated /init, injected files). It sorts after every real layer.
@@ -374,7 +375,7 @@ impl MergeIndex {
             &Nodes(&self.nodes),
             comps.iter().copied(),
             true,
-            LINUX_MAX_SYMLINKS,
+            SECUREJOIN_MAX_SYMLINKS,
         )
         .map_err(|_| err("too many levels of symbolic links in the parent path"))?;
         let Some(layer) = create else {

@@ -15,7 +15,7 @@ use common::newc;
 use common::tree::{assert_same, Kind, Tree};
 use hostile_support::{
     applied, applied_like_umoci, build, last_layer, listed_by, read_all, rejected, run_measured,
-    signal, snapshot, spawn,
+    signal, snapshot, spawn, umoci_unpack,
 };
 
 // --- applied as umoci applies them -------------------------------------------
@@ -44,6 +44,42 @@ fn entries_through_symlinked_parents_stay_in_the_root() {
     assert_eq!(tree.content("top"), b"via .. link");
     assert_eq!(tree.content("here"), b"via . link");
     assert!(!case.decoy.join("pwned").exists());
+}
+
+#[test]
+fn symlinked_parents_are_followed_as_far_as_umoci_follows_them() {
+    // A chain of n symlinks as the parent of a file, a whiteout and a
+    // hardlink target. Applying layers predicts `umoci unpack`, not the
+    // kernel: the archive must be umoci's tree, or refused where umoci
+    // refuses, whatever Linux's own limit is.
+    let mut refused = Vec::new();
+    for name in [
+        "symlink_chain_40",
+        "symlink_chain_41",
+        "symlink_chain_255",
+        "symlink_chain_256",
+    ] {
+        let case = build(name);
+        match umoci_unpack(&case) {
+            Ok(reference) => {
+                let tree = applied(&case);
+                assert_same(&reference, &tree, name);
+            }
+            Err(umoci) => {
+                assert!(
+                    umoci.contains("too many levels of symbolic links"),
+                    "{name}: umoci refused it for another reason: {umoci}"
+                );
+                rejected(name, &[], &["layer 1", "/l0/new", "symbolic links"]);
+                refused.push(name);
+            }
+        }
+    }
+    // Both sides of umoci's limit were compared.
+    assert!(
+        !refused.is_empty() && refused.len() < 4,
+        "umoci refused {refused:?}"
+    );
 }
 
 #[test]

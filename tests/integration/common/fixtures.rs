@@ -25,7 +25,7 @@ impl Image {
     pub fn oci_ref(&self) -> String {
         format!("oci:{}:{}", self.layout.display(), self.tag)
     }
-    fn umoci_ref(&self) -> String {
+    pub fn umoci_ref(&self) -> String {
         format!("{}:{}", self.layout.display(), self.tag)
     }
     /// Path of the manifest JSON this tag points to.

@@ -263,6 +263,24 @@ pub fn applied_like_umoci(name: &'static str) -> (Case, Tree) {
     (case, tree)
 }
 
+/// What `umoci unpack` makes of the case's image: the tree, or its error
+/// message when it refuses the image.
+pub fn umoci_unpack(case: &Case) -> Result<Tree, String> {
+    crate::common::require("umoci");
+    let scratch = tempfile::tempdir().unwrap();
+    let bundle = scratch.path().join("bundle");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(case.image.umoci_ref())
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    match out.status.success() {
+        true => Ok(Tree::from_dir(&bundle.join("rootfs"))),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
 /// Names a tar reader lists for a layer blob, without trailing slashes.
 pub fn listed_by(tool: &str, blob: &Path) -> Vec<Vec<u8>> {
     let out = run(Command::new(tool).arg("-tf").arg(blob));
