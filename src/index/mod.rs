@@ -21,6 +21,11 @@
 //! an entry below it ("upper" in overlayfs terms), and a whiteout removes
 //! only what that layer did not write, wherever it stands in the layer.
 //!
+//! Each other entry is placed at its resolved parent (missing parents become
+//! implicit 0755 directories): a directory over a directory keeps its
+//! children and takes the newer metadata; anything else replaces what was
+//! at that name, with everything below it.
+//!
 //! [`MergeIndex::plan`] then turns the tree into the archive's order: every
 //! directory first (parents before children, as the kernel needs), then
 //! symlinks, devices, fifos and empty files, then regular files grouped into
@@ -153,6 +158,27 @@ const IMPLICIT_DIR: Meta = Meta {
     mtime: 0,
 };
 
+/// The node a non-link entry of `layer` makes. Hardlinks copy the node
+/// they name instead ([`MergeIndex::apply`]).
+fn entry_node(layer: u32, entry: &LayerEntry) -> (NodeKind, Meta) {
+    let kind = match &entry.kind {
+        Kind::File { size } => NodeKind::File {
+            content: ContentRef {
+                layer,
+                ordinal: entry.ordinal,
+            },
+            size: *size,
+        },
+        Kind::Dir => NodeKind::Dir(HashMap::new()),
+        Kind::Symlink { target } => NodeKind::Symlink(target.clone().into_boxed_slice()),
+        Kind::CharDevice { major, minor } => NodeKind::CharDevice(*major, *minor),
+        Kind::BlockDevice { major, minor } => NodeKind::BlockDevice(*major, *minor),
+        Kind::Fifo => NodeKind::Fifo,
+        Kind::Hardlink { .. } => unreachable!("hardlinks resolve above"),
+    };
+    (kind, entry.meta)
+}
+
 /// The final tree of an image, built by applying layer headers in order.
 pub struct MergeIndex {
     nodes: Vec<Node>,
@@ -197,7 +223,8 @@ impl MergeIndex {
         Ok(())
     }
 
-    /// Applies one entry of `layer`.
+    /// Applies one entry of `layer`: the root's own entry, a whiteout or
+    /// opaque marker, or a node placed at its resolved parent.
     pub fn apply(&mut self, layer: u32, entry: &LayerEntry) -> Result<(), IndexError> {
         let err = |message: &str| IndexError::Entry {
             layer,
@@ -206,15 +233,9 @@ impl MergeIndex {
         };
         let comps = path::components(&entry.path);
         let Some((&base, parent)) = comps.split_last() else {
-            // The root itself sets the root's mode, owner and mtime, as
-            // umoci applies it. The layer reader refuses non-directories here.
-            if entry.kind == Kind::Dir {
-                self.nodes[ROOT as usize].meta = entry.meta;
-                self.root_declared = true;
-            }
+            self.apply_root(entry);
             return Ok(());
         };
-
         if let Some(hidden) = base.strip_prefix(b".wh.") {
             return self.apply_whiteout(layer, parent, hidden, &err);
         }
@@ -225,78 +246,46 @@ impl MergeIndex {
             Kind::Hardlink { target } => Some(self.link_source(target, &err)?),
             _ => None,
         };
-
         let dir = self
             .resolve(parent, Some(layer), &err)?
             .ok_or_else(|| err("unresolvable parent"))?;
         let existing = self.child(dir, base);
-
-        if let (Some(id), Kind::Dir) = (existing, &entry.kind) {
-            if matches!(self.nodes[id as usize].kind, NodeKind::Dir(_)) {
-                let node = &mut self.nodes[id as usize];
-                node.meta = entry.meta;
-                node.upper = layer;
-                return Ok(());
-            }
-        }
-        let (kind, meta) = match (&entry.kind, linked) {
-            (_, Some(source)) => {
-                let node = &self.nodes[source as usize];
-                if matches!(node.kind, NodeKind::Dir(_) | NodeKind::Removed) {
-                    return Err(err("hardlink to a directory"));
-                }
+        let node = match linked {
+            Some(source) => {
+                let copy = self.linked_node(source, &err)?;
                 if existing == Some(source) {
                     // A link to itself keeps the node, but this layer wrote it:
                     // its own whiteouts and opaque markers must spare it.
                     self.nodes[source as usize].upper = layer;
                     return Ok(());
                 }
-                let kind = match &node.kind {
-                    NodeKind::File { content, size } => NodeKind::File {
-                        content: *content,
-                        size: *size,
-                    },
-                    NodeKind::Symlink(t) => NodeKind::Symlink(t.clone()),
-                    NodeKind::CharDevice(a, b) => NodeKind::CharDevice(*a, *b),
-                    NodeKind::BlockDevice(a, b) => NodeKind::BlockDevice(*a, *b),
-                    NodeKind::Fifo => NodeKind::Fifo,
-                    NodeKind::Dir(_) | NodeKind::Removed => {
-                        return Err(err("hardlink to a directory"))
+                copy
+            }
+            None => {
+                if let Some(id) = existing {
+                    if self.merge_dir(id, layer, entry) {
+                        return Ok(());
                     }
-                };
-                (kind, node.meta)
+                }
+                entry_node(layer, entry)
             }
-            (Kind::File { size }, None) => (
-                NodeKind::File {
-                    content: ContentRef {
-                        layer,
-                        ordinal: entry.ordinal,
-                    },
-                    size: *size,
-                },
-                entry.meta,
-            ),
-            (Kind::Dir, None) => (NodeKind::Dir(HashMap::new()), entry.meta),
-            (Kind::Symlink { target }, None) => (
-                NodeKind::Symlink(target.clone().into_boxed_slice()),
-                entry.meta,
-            ),
-            (Kind::CharDevice { major, minor }, None) => {
-                (NodeKind::CharDevice(*major, *minor), entry.meta)
-            }
-            (Kind::BlockDevice { major, minor }, None) => {
-                (NodeKind::BlockDevice(*major, *minor), entry.meta)
-            }
-            (Kind::Fifo, None) => (NodeKind::Fifo, entry.meta),
-            (Kind::Hardlink { .. }, None) => unreachable!("hardlinks resolve above"),
         };
-        if existing.is_some() {
-            self.remove_child(dir, base);
-        }
-        self.insert(dir, base, layer, meta, kind, &err)?;
-        Ok(())
+        self.place(dir, base, existing, layer, node, &err)
     }
 
+    /// The root's own entry (`./` or `/`) sets the root's mode, owner and
+    /// mtime, as umoci applies it. The layer reader refuses
+    /// non-directories here.
+    fn apply_root(&mut self, entry: &LayerEntry) {
+        if entry.kind == Kind::Dir {
+            self.nodes[ROOT as usize].meta = entry.meta;
+            self.root_declared = true;
+        }
+    }
+
+    /// A whiteout (`.wh.NAME`) or opaque marker (`.wh..wh..opq`) in the
+    /// directory `parent` names. Whiteouts never create anything: a
+    /// missing parent means nothing to hide.
     fn apply_whiteout(
         &mut self,
         layer: u32,
@@ -304,33 +293,85 @@ impl MergeIndex {
         hidden: &[u8],
         err: &dyn Fn(&str) -> IndexError,
     ) -> Result<(), IndexError> {
-        // Whiteouts never create anything: a missing parent means nothing to hide.
         let Some(dir) = self.resolve(parent, None, err)? else {
             return Ok(());
         };
-        if !matches!(self.nodes[dir as usize].kind, NodeKind::Dir(_)) {
-            return Ok(());
+        match hidden {
+            b".wh..opq" => self.clear_lower(dir, layer),
+            // Other aufs metadata (.wh..wh.plnk, ...) hides nothing.
+            h if h.starts_with(b".wh.") => {}
+            b"" | b"." | b".." => {
+                return Err(err(&format!(
+                    "whiteout of an invalid name '{}' (it would delete its own directory)",
+                    path::escape(hidden)
+                )))
+            }
+            name => self.white_out(dir, name, layer),
         }
-        if hidden == b".wh..opq" {
-            self.clear_lower(dir, layer);
-            return Ok(());
-        }
-        if hidden.starts_with(b".wh.") {
-            return Ok(()); // other aufs metadata (.wh..wh.plnk, ...) hides nothing
-        }
-        if hidden.is_empty() || hidden == b"." || hidden == b".." {
-            return Err(err(&format!(
-                "whiteout of an invalid name '{}' (it would delete its own directory)",
-                path::escape(hidden)
-            )));
-        }
-        if let Some(id) = self.child(dir, hidden) {
+        Ok(())
+    }
+
+    /// Hides `name` in `dir` from lower layers: a node this layer wrote
+    /// stays, and loses only what lower layers put below it.
+    fn white_out(&mut self, dir: NodeId, name: &[u8], layer: u32) {
+        if let Some(id) = self.child(dir, name) {
             if self.nodes[id as usize].upper == layer {
                 self.clear_lower(id, layer);
             } else {
-                self.remove_child(dir, hidden);
+                self.remove_child(dir, name);
             }
         }
+    }
+
+    /// A directory entry over a directory keeps its children and takes the
+    /// newer metadata. False when `entry` or node `id` is not a directory.
+    fn merge_dir(&mut self, id: NodeId, layer: u32, entry: &LayerEntry) -> bool {
+        let node = &mut self.nodes[id as usize];
+        if entry.kind != Kind::Dir || !matches!(node.kind, NodeKind::Dir(_)) {
+            return false;
+        }
+        node.meta = entry.meta;
+        node.upper = layer;
+        true
+    }
+
+    /// A copy of the node a hardlink names: a new name for its content
+    /// (a file keeps its `ContentRef`, which makes the two one inode).
+    fn linked_node(
+        &self,
+        source: NodeId,
+        err: &dyn Fn(&str) -> IndexError,
+    ) -> Result<(NodeKind, Meta), IndexError> {
+        let node = &self.nodes[source as usize];
+        let kind = match &node.kind {
+            NodeKind::File { content, size } => NodeKind::File {
+                content: *content,
+                size: *size,
+            },
+            NodeKind::Symlink(t) => NodeKind::Symlink(t.clone()),
+            NodeKind::CharDevice(a, b) => NodeKind::CharDevice(*a, *b),
+            NodeKind::BlockDevice(a, b) => NodeKind::BlockDevice(*a, *b),
+            NodeKind::Fifo => NodeKind::Fifo,
+            NodeKind::Dir(_) | NodeKind::Removed => return Err(err("hardlink to a directory")),
+        };
+        Ok((kind, node.meta))
+    }
+
+    /// Puts a new node at `name` in `dir`, replacing what was there
+    /// (`existing`) with everything below it.
+    fn place(
+        &mut self,
+        dir: NodeId,
+        name: &[u8],
+        existing: Option<NodeId>,
+        layer: u32,
+        (kind, meta): (NodeKind, Meta),
+        err: &dyn Fn(&str) -> IndexError,
+    ) -> Result<(), IndexError> {
+        if existing.is_some() {
+            self.remove_child(dir, name);
+        }
+        self.insert(dir, name, layer, meta, kind, err)?;
         Ok(())
     }
 
