@@ -107,18 +107,26 @@ pub fn resolve<'p, T: Tree + ?Sized>(
     follow_last: bool,
     max_symlinks: usize,
 ) -> Result<Resolved<'p, T::Dir>, TooManySymlinks> {
-    // Still to walk, the next one last. Empty names and `.` never enter,
-    // so an empty stack means the current name is the last.
-    let mut todo: Vec<Cow<'p, [u8]>> = components
+    // Empty names and `.` never enter the walk. Names from symlink targets
+    // wait in `pending`, the next one last, before the rest of the input.
+    let mut input = components
         .into_iter()
         .filter(|c| !matches!(*c, b"" | b"."))
-        .map(Cow::Borrowed)
-        .collect();
-    todo.reverse();
-    let mut names: Vec<Cow<'p, [u8]>> = Vec::new();
-    let mut dirs = vec![tree.root()];
+        .peekable();
+    let mut pending: Vec<Cow<'p, [u8]>> = Vec::new();
+    // Room for the usual depth: one allocation each, no regrowth.
+    let mut names: Vec<Cow<'p, [u8]>> = Vec::with_capacity(8);
+    let mut dirs = Vec::with_capacity(9);
+    dirs.push(tree.root());
     let mut followed = 0usize;
-    while let Some(name) = todo.pop() {
+    loop {
+        let name = match pending.pop() {
+            Some(name) => name,
+            None => match input.next() {
+                Some(name) => Cow::Borrowed(name),
+                None => break,
+            },
+        };
         if *name == *b".." {
             names.pop();
             dirs.truncate(names.len() + 1);
@@ -128,7 +136,9 @@ pub fn resolve<'p, T: Tree + ?Sized>(
         if dirs.len() == names.len() + 1 {
             match tree.find(&dirs[dirs.len() - 1], &name) {
                 Found::Dir(dir) => dirs.push(dir),
-                Found::Symlink(target) if follow_last || !todo.is_empty() => {
+                Found::Symlink(target)
+                    if follow_last || !pending.is_empty() || input.peek().is_some() =>
+                {
                     followed += 1;
                     if followed > max_symlinks {
                         return Err(TooManySymlinks);
@@ -142,7 +152,7 @@ pub fn resolve<'p, T: Tree + ?Sized>(
                         .filter(|c| !matches!(*c, b"" | b"."))
                         .rev()
                         .map(|c| Cow::Owned(c.to_vec()));
-                    todo.extend(parts);
+                    pending.extend(parts);
                     continue;
                 }
                 Found::Symlink(_) | Found::Other | Found::Missing => {}
