@@ -8,14 +8,15 @@
 //! directory, a symlink (with its target), something else, or nothing.
 //! A symlink's target replaces it in the rest of the walk; an absolute
 //! target starts again at the root. A name that is missing or not a
-//! directory is kept as it is, and nothing below it is looked up (the
-//! rest is taken lexically, as filepath-securejoin does). Invariants:
+//! directory is kept as it is, and nothing below it is looked up: the rest
+//! is taken lexically, as filepath-securejoin does (where the kernel would
+//! fail with ENOENT or ENOTDIR; callers look the result up). Invariants:
 //!
 //! * the result never leaves the root: `..` pops one resolved name, and
 //!   `..` at the root stays at the root, for the path and every target;
 //! * names are compared and returned byte for byte, never decoded;
-//! * every resolved name but the last was a directory of the tree (or
-//!   missing, or not a directory), never a symlink;
+//! * no resolved name is a symlink of the tree, except a last one left
+//!   unfollowed on request, so nothing is ever placed below a symlink;
 //! * at most `max_symlinks` symlinks are followed, counted over the whole
 //!   walk; one more is an error. Two limits exist because two programs
 //!   are predicted: umoci unpacking a layer ([`SECUREJOIN_MAX_SYMLINKS`])
@@ -48,7 +49,7 @@ pub enum Found<D> {
 /// A tree that symlinks are resolved in. `Dir` is how the tree names one
 /// of its directories: a node, or an absolute path.
 pub trait Tree {
-    type Dir: Clone;
+    type Dir;
     fn root(&self) -> Self::Dir;
     /// What is at `name` in directory `dir`, symlinks not followed.
     fn find(&self, dir: &Self::Dir, name: &[u8]) -> Found<Self::Dir>;
