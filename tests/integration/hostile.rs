@@ -47,6 +47,18 @@ fn entries_through_symlinked_parents_stay_in_the_root() {
 }
 
 #[test]
+fn symlink_targets_through_missing_names_and_files_are_taken_lexically() {
+    let (_, tree) = applied_like_umoci("symlink_lexical");
+    // `nowhere/../d` creates nothing; `etc/hostname/../d2` is `etc/d2`.
+    assert_eq!(tree.content("d/x"), b"x");
+    assert!(!tree.has("nowhere"));
+    assert_eq!(tree.content("etc/d2/y"), b"y");
+    // `a` was only passed on the way to `/b`: the layer's whiteout removes it.
+    assert_eq!(tree.content("b/z"), b"z");
+    assert!(!tree.has("a"));
+}
+
+#[test]
 fn symlinked_parents_are_followed_as_far_as_umoci_follows_them() {
     // A chain of n symlinks as the parent of a file, a whiteout and a
     // hardlink target. Applying layers predicts `umoci unpack`, not the
