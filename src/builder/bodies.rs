@@ -99,7 +99,7 @@ async fn produce(
     let blob = source
         .layers
         .get(layer_no as usize)
-        .ok_or_else(|| Error::Usage(format!("no layer {layer_no}")))?;
+        .ok_or_else(|| Error::Internal(format!("no layer {layer_no}")))?;
     let reader = super::open_layer(source, blob, Pass::Contents, progress).await?;
     let diff_id = blob
         .digest
@@ -143,7 +143,9 @@ impl BodyStream {
     pub async fn finish(mut self) -> Result<(), Error> {
         match self.bodies.close().await? {
             true => Ok(()),
-            false => Err(Error::Usage("a layer gave more data than planned".into())),
+            false => Err(Error::Internal(
+                "a layer gave more data than planned".into(),
+            )),
         }
     }
 }

@@ -114,7 +114,7 @@ async fn read(
         let blob = source
             .layers
             .get(layer as usize)
-            .ok_or_else(|| Error::Usage(format!("no layer {layer}")))?;
+            .ok_or_else(|| Error::Internal(format!("no layer {layer}")))?;
         let reader = open_layer(source, blob, Pass::Contents, Reporter::default().0).await?;
         let diff_id = blob
             .digest
@@ -167,7 +167,7 @@ async fn extra_bytes(
                 capture.feed(&buf[..n]);
             }
         }
-        None => return Err(Error::Usage("generated file out of range".into())),
+        None => return Err(Error::Internal("generated file out of range".into())),
     }
     Ok(capture.finish())
 }

@@ -816,7 +816,7 @@ impl<W: AsyncWrite + Unpin> Archive<W> {
         let (last, rest) = group
             .names
             .split_last()
-            .ok_or_else(|| Error::Usage("empty file group".into()))?;
+            .ok_or_else(|| Error::Internal("empty file group".into()))?;
         for name in rest {
             self.w
                 .write_record(&file_record(name, group, ino, 0), &[])
@@ -872,7 +872,7 @@ impl<W: AsyncWrite + Unpin> Archive<W> {
         let ino = self.next_ino();
         let extra = extras
             .get(group.content.ordinal as usize)
-            .ok_or_else(|| Error::Usage("generated file out of range".into()))?;
+            .ok_or_else(|| Error::Internal("generated file out of range".into()))?;
         let record = self.write_links(group, ino).await?;
         match extra {
             Extra::Bytes(bytes) => self.w.write_record(&record, bytes).await?,
