@@ -91,13 +91,40 @@ pub enum Error {
     Check(#[from] boot::check::CheckError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// A bound set by the caller (--max-size, --max-entries) was hit.
-    #[error("{0}")]
-    Limit(String),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// The caller asked for something that cannot be done.
     #[error("{0}")]
     Usage(String),
     /// A broken assumption of this crate, not of the input or the caller.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A bound on the image as a whole was hit: which one, and the numbers.
+/// The bounds on one layer or on the paths are the layer's and the
+/// index's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    /// The archive would be larger than the caller's bound.
+    #[error("the archive would be {size} bytes, over the bound of {limit} bytes")]
+    ArchiveSize { size: u64, limit: u64 },
+    /// Booting the archive needs more memory than the caller's bound.
+    #[error(
+        "the archive needs at least {} of guest memory to boot ({} of files unpacked, a {} \
+         initrd), over the bound of {}",
+        human_bytes(*needed),
+        human_bytes(*files),
+        human_bytes(*initrd),
+        human_bytes(*limit)
+    )]
+    GuestMemory {
+        needed: u64,
+        files: u64,
+        initrd: u64,
+        limit: u64,
+    },
+    /// The boot check still wanted files to read after this many rounds.
+    #[error("the boot check did not settle in {rounds} rounds")]
+    CheckRounds { rounds: usize },
 }

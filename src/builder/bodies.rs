@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::tasks::{self, Scoped};
 use crate::channel_reader::ChannelReader;
 use crate::index::FileGroup;
-use crate::layer::LayerReader;
+use crate::layer::{LayerError, LayerReader};
 use crate::progress::{Pass, Progress};
 use crate::source::ImageSource;
 use crate::Error;
@@ -112,11 +112,16 @@ async fn produce(
         let mut left = size;
         while left > 0 {
             let mut chunk = BytesMut::zeroed(CHUNK.min(left as usize));
-            let n = body.read(&mut chunk).await?;
+            let n = body
+                .read(&mut chunk)
+                .await
+                .map_err(|e| layer.read_error(e))?;
             if n == 0 {
-                return Err(Error::Usage(format!(
-                    "layer {layer_no}: entry {ordinal} ended {left} bytes early on the second read"
-                )));
+                return Err(LayerError::Reread {
+                    layer: blob.index,
+                    what: format!("entry {ordinal} ended {left} bytes early on the second read"),
+                }
+                .into());
             }
             chunk.truncate(n);
             left -= n as u64;

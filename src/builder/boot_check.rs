@@ -18,7 +18,7 @@ use crate::index::{MergeIndex, EXTRA_LAYER};
 use crate::layer::LayerReader;
 use crate::progress::{Pass, Reporter};
 use crate::source::ImageSource;
-use crate::Error;
+use crate::{Error, LimitError};
 
 /// Far more rounds than a dependency tree is deep.
 const MAX_ROUNDS: usize = 32;
@@ -67,9 +67,7 @@ pub(super) async fn run(
             }
         }
     }
-    Err(Error::Usage(
-        "the boot check did not settle; give --no-check".into(),
-    ))
+    Err(LimitError::CheckRounds { rounds: MAX_ROUNDS }.into())
 }
 
 /// Reads what `requests` ask for into `contents`.
@@ -127,7 +125,10 @@ async fn read(
             let mut body = layer_reader.body(ordinal).await?;
             let mut captures: Vec<_> = reqs.iter().map(|r| r.capture(size)).collect();
             while captures.iter().any(|c| c.wants_more()) {
-                let n = body.read(&mut buf).await?;
+                let n = body
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| layer_reader.read_error(e))?;
                 if n == 0 {
                     break;
                 }

@@ -26,7 +26,7 @@ use crate::listing::{self, ListEntry};
 use crate::output::{self, Codec, Compression};
 use crate::progress::{Pass, Progress, Reporter, Reporting};
 use crate::source::{BlobReader, ImageReference, ImageSource, LayerBlob, Platform, RunConfig};
-use crate::Error;
+use crate::{Error, LimitError};
 
 /// Default bound on the number of paths, far above any real image.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000_000;
@@ -338,10 +338,11 @@ impl InitramfsBuilder {
             check_guest_memory(tree, least, self.kernel_footprint, limit)?;
         }
         if archive_size > self.max_size {
-            return Err(Error::Limit(format!(
-                "the archive would be {archive_size} bytes, over the --max-size bound of {} bytes",
-                self.max_size
-            )));
+            return Err(LimitError::ArchiveSize {
+                size: archive_size,
+                limit: self.max_size,
+            }
+            .into());
         }
         tracing::info!(
             dirs = plan.dirs.len(),
@@ -535,13 +536,13 @@ fn check_guest_memory(
 ) -> Result<u64, Error> {
     let needed = memory::guest_memory(tree, initrd, footprint);
     if needed > limit {
-        return Err(Error::Limit(format!(
-            "the archive needs at least {} of guest memory to boot ({} of files unpacked, a {} initrd), over --guest-memory {}",
-            human_bytes(needed),
-            human_bytes(tree.bytes),
-            human_bytes(initrd),
-            human_bytes(limit)
-        )));
+        return Err(LimitError::GuestMemory {
+            needed,
+            files: tree.bytes,
+            initrd,
+            limit,
+        }
+        .into());
     }
     Ok(needed)
 }

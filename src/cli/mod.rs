@@ -230,20 +230,59 @@ pub async fn run(cli: &Cli) -> Result<()> {
     run_image(cli).await.map_err(with_flag_hint)
 }
 
-/// The failure with the option that would help, for the failures of the
-/// image source an option can do something about.
+/// The failure in the command line's words: the library names problems,
+/// this adds the option that would help, or names the option a value came
+/// from, by the error's type.
 fn with_flag_hint(e: anyhow::Error) -> anyhow::Error {
-    use initramfs_stream::source::{SourceError, TransportKind};
-    let Some(source) = source_error(&e) else {
-        return e;
+    match flag_text(&e) {
+        Some(text) => anyhow::anyhow!(text),
+        None => e,
+    }
+}
+
+/// How the command line says an error of the library.
+enum Said {
+    /// The line, then this.
+    Then(String),
+    /// The error's own text replaced by this one, in the line.
+    Instead(String),
+}
+
+fn flag_text(e: &anyhow::Error) -> Option<String> {
+    let line = one_line(e);
+    let said = match source_error(e) {
+        Some(source) => source_said(source)?,
+        None => library_said(e.chain().find_map(|c| c.downcast_ref())?)?,
     };
+    Some(match said {
+        Said::Then(hint) => format!("{line}{hint}"),
+        Said::Instead(text) => {
+            let own = e
+                .chain()
+                .find(|c| c.is::<initramfs_stream::Error>() || c.is::<SourceError>())
+                .map(|c| escape_controls(&c.to_string()))
+                .unwrap_or_default();
+            match line.find(&own) {
+                Some(at) if !own.is_empty() => {
+                    format!("{}{text}{}", &line[..at], &line[at + own.len()..])
+                }
+                _ => text,
+            }
+        }
+    })
+}
+
+use initramfs_stream::source::SourceError;
+
+fn source_said(source: &SourceError) -> Option<Said> {
+    use initramfs_stream::source::TransportKind;
     let hint = match source {
         SourceError::MemoryLimit { what, limit } => {
-            return anyhow::anyhow!(
+            return Some(Said::Instead(format!(
                 "{what}: the stream is larger than --memory-limit ({}, held compressed); \
                  raise it, or give the archive as a file",
                 initramfs_stream::human_bytes(*limit)
-            )
+            )))
         }
         SourceError::Transport {
             kind: TransportKind::NotTls,
@@ -255,46 +294,102 @@ fn with_flag_hint(e: anyhow::Error) -> anyhow::Error {
         } => "trust its CA with --ca-file, or skip verification with --insecure",
         SourceError::Auth(auth) => match &auth.tried {
             Some(tried) if tried.from.is_none() => "given with --username and --password-stdin",
-            Some(_) => return e,
+            Some(_) => return None,
             None => "give them with --username and --password-stdin",
         },
         SourceError::CaFile { .. } => "the file given with --ca-file",
         SourceError::HalfCredential => "--username and --password-stdin go together",
-        _ => return e,
+        _ => return None,
     };
-    anyhow::anyhow!("{} ({hint})", one_line(&e))
+    Some(Said::Then(format!(" ({hint})")))
+}
+
+fn library_said(error: &initramfs_stream::Error) -> Option<Said> {
+    use initramfs_stream::index::IndexError;
+    use initramfs_stream::layer::LayerError;
+    use initramfs_stream::{human_bytes, Error, LimitError};
+    let then = |hint: &str| Some(Said::Then(hint.to_string()));
+    let instead = |text: String| Some(Said::Instead(text));
+    match error {
+        Error::Layer(LayerError::TooManyEntries { .. }) => {
+            then("; raise --max-entries if the image is genuine")
+        }
+        Error::Index(IndexError::TooManyPaths(_)) => then("; raise --max-entries if it is genuine"),
+        Error::Layer(LayerError::TooLarge { .. }) => {
+            then("; raise --max-size if the image is genuine")
+        }
+        Error::Limit(LimitError::ArchiveSize { size, limit }) => instead(format!(
+            "the archive would be {size} bytes, over the --max-size bound of {limit} bytes"
+        )),
+        Error::Limit(LimitError::GuestMemory {
+            needed,
+            files,
+            initrd,
+            limit,
+        }) => instead(format!(
+            "the archive needs at least {} of guest memory to boot ({} of files unpacked, a {} \
+             initrd), over --guest-memory {}",
+            human_bytes(*needed),
+            human_bytes(*files),
+            human_bytes(*initrd),
+            human_bytes(*limit)
+        )),
+        Error::Limit(LimitError::CheckRounds { .. }) => then("; give --no-check"),
+        _ => None,
+    }
 }
 
 /// The image source's error behind a failure, wherever it was wrapped: in
-/// the library's `Error`, or in an I/O error of a layer stream.
-fn source_error(e: &anyhow::Error) -> Option<&initramfs_stream::source::SourceError> {
-    use initramfs_stream::source::SourceError;
+/// the library's `Error`, in a layer's error, or in an I/O error of a
+/// layer stream (whose `source()` skips the error it wraps: step into it).
+fn source_error(e: &anyhow::Error) -> Option<&SourceError> {
     e.chain().find_map(|cause| {
         if let Some(initramfs_stream::Error::Source(s)) =
             cause.downcast_ref::<initramfs_stream::Error>()
         {
             return Some(s);
         }
-        if let Some(s) = cause.downcast_ref::<SourceError>() {
-            return Some(s);
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(cause);
+        while let Some(c) = inner {
+            if let Some(s) = c.downcast_ref::<SourceError>() {
+                return Some(s);
+            }
+            inner = match c
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+                None => c.source(),
+            };
         }
-        cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<SourceError>())
+        None
     })
 }
 
-/// The error chain on one line, outermost first, without repeats.
+/// The error chain on one line, outermost first, without repeats, and
+/// with no control character that could reach the terminal.
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
-        let s = cause.to_string().replace('\n', " ");
+        let s = escape_controls(&cause.to_string());
         if !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }
     }
     parts.join(": ")
+}
+
+/// Newlines as spaces, other control characters escaped.
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 async fn run_image(cli: &Cli) -> Result<()> {
@@ -543,7 +638,7 @@ mod tests {
         });
         assert!(limit.contains("larger than --memory-limit"), "{limit}");
         let auth = |from: Option<&str>| {
-            hinted(SourceError::Auth(AuthError {
+            hinted(SourceError::Auth(Box::new(AuthError {
                 host: "reg".into(),
                 tried: Some(Tried {
                     username: "u".into(),
@@ -551,7 +646,7 @@ mod tests {
                 }),
                 looked_in: Vec::new(),
                 reason: String::new(),
-            }))
+            })))
         };
         assert!(auth(None).contains("--password-stdin"), "{}", auth(None));
         // Credentials from a file: the file is named, no option is.
@@ -567,5 +662,80 @@ mod tests {
         // Errors no option helps with are left alone.
         let plain = hinted(SourceError::Image("no tag".into()));
         assert_eq!(plain, "no tag");
+    }
+
+    fn said(e: impl Into<initramfs_stream::Error>) -> String {
+        one_line(&with_flag_hint(e.into().into()))
+    }
+
+    #[test]
+    fn bounds_name_the_option_that_raises_them() {
+        use initramfs_stream::index::IndexError;
+        use initramfs_stream::layer::LayerError;
+        use initramfs_stream::LimitError;
+        assert_eq!(
+            said(LayerError::TooManyEntries {
+                layer: 0,
+                limit: 1000
+            }),
+            "layer 0: too many entries (more than 1000); raise --max-entries if the image is \
+             genuine"
+        );
+        assert_eq!(
+            said(IndexError::TooManyPaths(1000)),
+            "the image has more than 1000 paths; raise --max-entries if it is genuine"
+        );
+        assert_eq!(
+            said(LayerError::TooLarge {
+                layer: 2,
+                limit: 64 << 20
+            }),
+            "layer 2: decompresses to more than 67108864 bytes; raise --max-size if the image is \
+             genuine"
+        );
+        assert_eq!(
+            said(LimitError::ArchiveSize {
+                size: 5000,
+                limit: 4096
+            }),
+            "the archive would be 5000 bytes, over the --max-size bound of 4096 bytes"
+        );
+        let memory = said(LimitError::GuestMemory {
+            needed: 300 << 20,
+            files: 200 << 20,
+            initrd: 50 << 20,
+            limit: 256 << 20,
+        });
+        assert!(
+            memory.starts_with("the archive needs at least 300")
+                && memory.ends_with("over --guest-memory 256.0 MiB"),
+            "{memory}"
+        );
+        assert_eq!(
+            said(LimitError::CheckRounds { rounds: 32 }),
+            "the boot check did not settle in 32 rounds; give --no-check"
+        );
+    }
+
+    #[test]
+    fn a_blob_error_inside_a_layer_error_gets_its_hint() {
+        use initramfs_stream::layer::LayerError;
+        let text = said(LayerError::Blob {
+            layer: 1,
+            source: SourceError::MemoryLimit {
+                what: "docker-archive:-".into(),
+                limit: 64 << 10,
+            },
+        });
+        assert!(
+            text.starts_with("docker-archive:-: the stream is larger than --memory-limit"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let e = anyhow::anyhow!("bad\x1b[31mname\nnext");
+        assert_eq!(one_line(&e), "bad\\u{1b}[31mname next");
     }
 }

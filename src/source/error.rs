@@ -46,8 +46,9 @@ pub enum SourceError {
         got: Digest,
     },
     /// The registry refused the credentials, or wants some and none were found.
+    /// Boxed: it is the largest, and the rarest.
     #[error("{0}")]
-    Auth(AuthError),
+    Auth(Box<AuthError>),
     /// A document of the image (index, manifest, config, archive manifest)
     /// that cannot be read as one.
     #[error("{what}: {reason}")]

@@ -314,7 +314,7 @@ impl Client {
             .filter(|r| !r.is_empty())
             .map(|r| format!(" ({})", esc(&r)))
             .unwrap_or_default();
-        SourceError::Auth(AuthError {
+        SourceError::Auth(Box::new(AuthError {
             host: self.host.clone(),
             tried: self.credential.as_ref().map(|c| Tried {
                 username: esc(&c.username),
@@ -326,7 +326,7 @@ impl Client {
                 Vec::new()
             },
             reason,
-        })
+        }))
     }
 
     /// GET with retries: connection errors, 429 and 5xx are retried with
