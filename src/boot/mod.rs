@@ -206,9 +206,7 @@ pub enum BootError {
     EmptyProgram,
     #[error("image config value contains a NUL byte: {0:?}")]
     NulByte(String),
-    #[error(
-        "the generated /init needs /bin/sh, which the image lacks (give --init FILE, or --no-init)"
-    )]
+    #[error("the generated /init needs /bin/sh, which the image lacks")]
     NoShell,
     #[error("image StopSignal {0:?} is not a signal")]
     BadStopSignal(String),
@@ -224,22 +222,41 @@ pub enum BootError {
         "image Env {0:?} is not a shell variable name and the image has no env program to set it"
     )]
     EnvNeedsEnvProgram(String),
-    #[error("invalid --inject {0:?}: expected SRC:DST with an absolute DST")]
+    #[error("invalid inject spec {0:?}: expected SRC:DST with an absolute DST")]
     BadInjectSpec(String),
-    #[error("{what} {path}: {source}")]
+    /// A host file given as the init or to inject cannot be read.
+    #[error("{what} {}: {source}", path.display())]
     Host {
-        what: &'static str,
+        what: HostFile,
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("--init {0}: not a regular file")]
+    #[error("{} {}: not a regular file", HostFile::Init, .0.display())]
     InitNotAFile(PathBuf),
-    #[error("--inject {0}: not a regular file, directory or symlink")]
+    #[error("{} {}: not a regular file, directory or symlink", HostFile::Inject, .0.display())]
     UnsupportedFileType(PathBuf),
     #[error("cannot place {path}: {parent} is not a directory in the image")]
     NotADirectory { path: String, parent: String },
     #[error("too many levels of symbolic links in the image resolving {0}")]
     SymlinkLoop(String),
+}
+
+/// What a host file was given as: the program to run as `/init`, or a file
+/// to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostFile {
+    Init,
+    Inject,
+}
+
+impl std::fmt::Display for HostFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HostFile::Init => "init file",
+            HostFile::Inject => "inject source",
+        })
+    }
 }
 
 /// Mount points and device nodes the kernel and the generated `/init` need,
@@ -334,7 +351,7 @@ pub fn plan(
         }
         InitChoice::File(host) => {
             let meta = std::fs::metadata(host).map_err(|source| BootError::Host {
-                what: "--init",
+                what: HostFile::Init,
                 path: host.clone(),
                 source,
             })?;
@@ -667,7 +684,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "--init {}: No such file or directory (os error 2)",
+                "init file {}: No such file or directory (os error 2)",
                 missing.display()
             )
         );

@@ -305,9 +305,14 @@ fn source_said(source: &SourceError) -> Option<Said> {
 }
 
 fn library_said(error: &initramfs_stream::Error) -> Option<Said> {
+    use initramfs_stream::boot::{BootError, HostFile};
     use initramfs_stream::index::IndexError;
     use initramfs_stream::layer::LayerError;
     use initramfs_stream::{human_bytes, Error, LimitError};
+    let flag = |what: &HostFile| match what {
+        HostFile::Init => "--init",
+        HostFile::Inject => "--inject",
+    };
     let then = |hint: &str| Some(Said::Then(hint.to_string()));
     let instead = |text: String| Some(Said::Instead(text));
     match error {
@@ -335,6 +340,21 @@ fn library_said(error: &initramfs_stream::Error) -> Option<Said> {
             human_bytes(*limit)
         )),
         Error::Limit(LimitError::CheckRounds { .. }) => then("; give --no-check"),
+        Error::Check(_) => then(" (--no-check writes the archive anyway)"),
+        Error::Boot(BootError::NoShell) => then(" (give --init FILE, or --no-init)"),
+        Error::Boot(BootError::BadInjectSpec(spec)) => instead(format!(
+            "invalid --inject {spec:?}: expected SRC:DST with an absolute DST"
+        )),
+        Error::Boot(BootError::Host { what, path, source }) => {
+            instead(format!("{} {}: {source}", flag(what), path.display()))
+        }
+        Error::Boot(BootError::InitNotAFile(path)) => {
+            instead(format!("--init {}: not a regular file", path.display()))
+        }
+        Error::Boot(BootError::UnsupportedFileType(path)) => instead(format!(
+            "--inject {}: not a regular file, directory or symlink",
+            path.display()
+        )),
         _ => None,
     }
 }
@@ -714,6 +734,50 @@ mod tests {
         assert_eq!(
             said(LimitError::CheckRounds { rounds: 32 }),
             "the boot check did not settle in 32 rounds; give --no-check"
+        );
+    }
+
+    #[test]
+    fn host_files_are_named_by_their_option() {
+        use initramfs_stream::boot::{BootError, HostFile};
+        let missing = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let init = said(BootError::Host {
+            what: HostFile::Init,
+            path: "/x/init".into(),
+            source: missing(),
+        });
+        assert_eq!(init, format!("--init /x/init: {}", missing()));
+        let inject = said(BootError::Host {
+            what: HostFile::Inject,
+            path: "/x/agent".into(),
+            source: missing(),
+        });
+        assert_eq!(inject, format!("--inject /x/agent: {}", missing()));
+        assert_eq!(
+            said(BootError::InitNotAFile("/tmp".into())),
+            "--init /tmp: not a regular file"
+        );
+        assert_eq!(
+            said(BootError::UnsupportedFileType("/dev/null".into())),
+            "--inject /dev/null: not a regular file, directory or symlink"
+        );
+        assert_eq!(
+            said(BootError::BadInjectSpec("agent".into())),
+            "invalid --inject \"agent\": expected SRC:DST with an absolute DST"
+        );
+        assert_eq!(
+            said(BootError::NoShell),
+            "the generated /init needs /bin/sh, which the image lacks (give --init FILE, or \
+             --no-init)"
+        );
+        // Context around the error stays where it was.
+        let wrapped = anyhow::Error::from(initramfs_stream::Error::from(BootError::InitNotAFile(
+            "/tmp".into(),
+        )))
+        .context("preparing");
+        assert_eq!(
+            one_line(&with_flag_hint(wrapped)),
+            "preparing: --init /tmp: not a regular file"
         );
     }
 

@@ -161,7 +161,7 @@ impl Report {
 
 /// Why the image's command cannot run.
 #[derive(Debug, thiserror::Error)]
-#[error("{0} (--no-check writes the archive anyway)")]
+#[error("{0}")]
 pub struct CheckError(String);
 
 #[derive(Debug)]
