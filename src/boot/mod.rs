@@ -195,7 +195,25 @@ pub struct BootOptions {
 pub struct BootPlan {
     pub files: Vec<BootFile>,
     /// Things the user should know, one line each (print them as warnings).
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
+}
+
+/// Something the user should know about an archive that still converts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The image has its own `/init`, and it is what boots.
+    ImageInit,
+    /// Anything else, as one line (bytes of the image escaped).
+    Text(String),
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::ImageInit => f.write_str("the image has its own /init: booting it"),
+            Note::Text(text) => f.write_str(text),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -344,9 +362,9 @@ pub fn plan(
     match &options.init {
         InitChoice::Keep => {
             if !image_init && !injects_init {
-                notes.push(
+                notes.push(Note::Text(
                     "the archive has no /init: the kernel cannot boot it on its own".to_string(),
-                );
+                ));
             }
         }
         InitChoice::File(host) => {
@@ -369,10 +387,7 @@ pub fn plan(
         }
         InitChoice::Auto if image_init || injects_init => {
             if image_init && !injects_init {
-                notes.push(
-                    "the image has its own /init: booting it (give --init FILE to use another)"
-                        .to_string(),
-                );
+                notes.push(Note::ImageInit);
             }
         }
         InitChoice::Auto | InitChoice::Generated | InitChoice::Script => {
@@ -382,24 +397,19 @@ pub fn plan(
             };
             match program {
                 Some(program) => {
-                    notes.extend(static_init_files(
-                        options,
-                        image,
-                        lookup,
-                        program,
-                        &mut wanted,
-                    )?);
+                    let more = static_init_files(options, image, lookup, program, &mut wanted)?;
+                    notes.extend(more.into_iter().map(Note::Text));
                     applies_xattrs = true;
                 }
                 None => {
                     if options.init != InitChoice::Script {
-                        notes.push(format!(
+                        notes.push(Note::Text(format!(
                             "no static /init for {}: /init is a generated sh script",
                             crate::path::escape(image.architecture.as_bytes())
-                        ));
+                        )));
                     }
                     let (script, more) = init_script::generate(&image.config, lookup)?;
-                    notes.extend(more);
+                    notes.extend(more.into_iter().map(Note::Text));
                     if let Some(dir) = &script.missing_workdir {
                         wanted.push(BootFile::dir(dir.as_bytes(), 0o755));
                     }
@@ -415,7 +425,7 @@ pub fn plan(
         }
     }
     if !applies_xattrs {
-        notes.extend(dropped_xattrs(&image.xattrs));
+        notes.extend(dropped_xattrs(&image.xattrs).map(Note::Text));
     }
     wanted.extend(injected);
     let files = path::place(lookup, wanted)?;
@@ -659,7 +669,7 @@ mod tests {
         img.busybox(&["sh"]).file("/init", 0o755, "#!/bin/sh\n");
         let p = plan(&BootOptions::default(), &BootImage::default(), &img).unwrap();
         assert!(!paths(&p.files).contains(&"/init".to_string()));
-        assert_eq!(p.notes.len(), 1);
+        assert_eq!(p.notes, [Note::ImageInit]);
         // Generated replaces it on request, and then needs a command.
         let opts = BootOptions {
             init: InitChoice::Generated,
@@ -720,7 +730,9 @@ mod tests {
         assert_eq!(paths(&p.files), ["/opt", "/opt/agent"]);
         assert_eq!(
             p.notes,
-            ["the archive has no /init: the kernel cannot boot it on its own"]
+            [Note::Text(
+                "the archive has no /init: the kernel cannot boot it on its own".into()
+            )]
         );
         // An injected /init satisfies it.
         let opts = BootOptions {
@@ -848,7 +860,9 @@ mod tests {
         let p = plan(&BootOptions::default(), &script_image(cfg.clone()), &img).unwrap();
         assert!(script(&p));
         assert!(
-            p.notes[0].contains("no static /init for riscv64"),
+            p.notes[0]
+                .to_string()
+                .contains("no static /init for riscv64"),
             "{:?}",
             p.notes
         );

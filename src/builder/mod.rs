@@ -280,7 +280,10 @@ impl InitramfsBuilder {
         let Some(options) = &self.boot else {
             let added = BootAdded {
                 extras: Vec::new(),
-                warnings: boot::dropped_xattrs(&xattrs).into_iter().collect(),
+                warnings: boot::dropped_xattrs(&xattrs)
+                    .map(boot::Note::Text)
+                    .into_iter()
+                    .collect(),
             };
             return Ok((index, captured, added));
         };
@@ -426,7 +429,7 @@ fn spawn_scan(
 /// (by ordinal in [`EXTRA_LAYER`]) and its notes.
 struct BootAdded {
     extras: Vec<Extra>,
-    warnings: Vec<String>,
+    warnings: Vec<boot::Note>,
 }
 
 /// Plans the boot stage's files and applies them to `index` as
@@ -554,7 +557,7 @@ pub struct PreparedImage {
     extras: Vec<Extra>,
     compression: Compression,
     jobs: usize,
-    warnings: Vec<String>,
+    warnings: Vec<boot::Note>,
     archive_size: u64,
     progress: Arc<dyn Progress>,
     boot_check: Option<Report>,
@@ -649,7 +652,7 @@ const PIPE_BUFFER: usize = 1 << 20;
 
 impl PreparedImage {
     /// Problems that do not stop the conversion (e.g. dropped xattrs).
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[boot::Note] {
         &self.warnings
     }
 

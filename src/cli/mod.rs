@@ -488,7 +488,7 @@ async fn convert(
             b.clear();
         }
         for w in prepared.warnings() {
-            eprintln!("initramfs-stream: warning: {w}");
+            eprintln!("initramfs-stream: warning: {}", warning(w));
         }
     }
     if cli.list {
@@ -539,6 +539,15 @@ async fn convert(
         eprintln!("initramfs-stream: {}", summary.line(elapsed));
     }
     Ok(())
+}
+
+/// A warning of the library, with the option that changes what it tells.
+fn warning(note: &initramfs_stream::boot::Note) -> String {
+    use initramfs_stream::boot::Note;
+    match note {
+        Note::ImageInit => format!("{note} (give --init FILE to use another)"),
+        Note::Text(_) => escape_controls(&note.to_string()),
+    }
 }
 
 /// `--list --json`: what the boot check found and the guest memory an
@@ -795,6 +804,16 @@ mod tests {
             text.starts_with("docker-archive:-: the stream is larger than --memory-limit"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_image_init_note_names_the_option() {
+        use initramfs_stream::boot::Note;
+        assert_eq!(
+            warning(&Note::ImageInit),
+            "the image has its own /init: booting it (give --init FILE to use another)"
+        );
+        assert_eq!(warning(&Note::Text("as is".into())), "as is");
     }
 
     #[test]
