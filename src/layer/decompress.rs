@@ -59,7 +59,7 @@ impl fmt::Display for Fault {
                 write!(f, "corrupt or truncated {codec} data: {source}")
             }
             Fault::TooLarge { limit } => write!(f, "decompresses to more than {limit} bytes"),
-            Fault::Metadata => f.write_str(&super::metadata_message()),
+            Fault::Metadata => f.write_str(&super::metadata_message(super::MAX_METADATA)),
             Fault::Entry { path, reason } => write!(f, "{}: {reason}", super::short(path)),
         }
     }

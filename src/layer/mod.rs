@@ -132,7 +132,7 @@ pub enum LayerError {
     #[error("layer {layer}: decompresses to more than {limit} bytes")]
     TooLarge { layer: usize, limit: u64 },
     /// One entry has more tar metadata than [`MAX_METADATA`].
-    #[error("layer {layer}: {}", metadata_message())]
+    #[error("layer {layer}: {}", metadata_message(*limit))]
     Metadata { layer: usize, limit: u64 },
     /// The second read of a layer does not hold what the first one did.
     #[error("layer {layer}: {what}")]
@@ -150,9 +150,9 @@ fn at(after: Option<&[u8]>) -> String {
     }
 }
 
-fn metadata_message() -> String {
+fn metadata_message(limit: u64) -> String {
     format!(
-        "an entry has more than {MAX_METADATA} bytes of tar metadata \
+        "an entry has more than {limit} bytes of tar metadata \
          (PAX records, GNU long names or sparse maps)"
     )
 }
@@ -947,6 +947,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert!(std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>()));
     }
 
     #[test]
