@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Turn a container image into a bootable Linux initramfs, streamed.
 //!
 //! An image is a stack of tar layers: each adds files, and deletes files of
@@ -43,52 +44,59 @@
 //! # }
 //! ```
 
+// The stages, each usable on its own, and the words they share.
+pub mod boot;
 pub mod cpio;
+pub mod fs;
 pub mod index;
 pub mod layer;
 pub mod output;
+pub mod path;
 pub mod source;
 
-pub mod blocking_io;
-pub mod boot;
-mod channel_reader;
-pub mod exclude;
-pub mod fs;
-pub mod listing;
-pub mod path;
-pub mod progress;
-
+mod blocking_io;
 mod builder;
+mod channel_reader;
+mod exclude;
+mod listing;
+mod progress;
 
-pub use builder::{human_bytes, InitramfsBuilder, Mtimes, PreparedImage, Summary};
-
-/// Defaults shared by the library and the command line.
-pub mod builder_defaults {
-    /// Bound on the number of paths in an image, far above any real one.
-    pub const MAX_ENTRIES: usize = super::builder::DEFAULT_MAX_ENTRIES;
-    /// Bound on the archive's size and on each layer's uncompressed tar.
-    pub const MAX_SIZE: u64 = super::builder::DEFAULT_MAX_SIZE;
-}
-pub use output::{Codec, Compression};
-pub use source::{ImageReference, Platform};
+pub use blocking_io::BlockingIo;
+pub use boot::{BootOptions, InitChoice};
+pub use builder::{
+    human_bytes, InitramfsBuilder, Mtimes, PreparedImage, Summary, DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_SIZE,
+};
+pub use exclude::Excludes;
+pub use listing::ListEntry;
+pub use output::{AtomicFile, Codec, Compression};
+pub use progress::{Pass, Progress, Silent};
+pub use source::{ImageReference, Platform, RegistryOptions};
 
 /// Everything that can go wrong, by stage. Each message is one line that
 /// names the image part at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// Finding, fetching or verifying the image.
     #[error(transparent)]
     Source(#[from] source::SourceError),
+    /// Reading a layer's tar stream.
     #[error(transparent)]
     Layer(#[from] layer::LayerError),
+    /// Applying the layers to one tree.
     #[error(transparent)]
     Index(#[from] index::IndexError),
+    /// An entry the archive format cannot carry.
     #[error(transparent)]
     Cpio(#[from] cpio::CpioError),
+    /// Making `/init` and the files the boot stage adds.
     #[error(transparent)]
     Boot(#[from] boot::BootError),
     /// The command `/init` would run cannot run.
     #[error("the image will not boot: {0}")]
     Check(#[from] boot::check::CheckError),
+    /// Writing the output.
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// A bound set by the caller (--max-size, --max-entries) was hit.

@@ -63,10 +63,12 @@ const MANIFEST_TYPES: &[&str] = &[
 
 /// How to reach a registry: credentials, transport, memory for blobs.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RegistryOptions {
     /// Explicit credentials (`--username`, `--password-stdin`); otherwise
     /// the auth files and credential helpers are consulted.
     pub username: Option<String>,
+    /// The password or token that goes with `username`.
     pub password: Option<String>,
     /// Talk HTTP instead of HTTPS.
     pub plain_http: bool,

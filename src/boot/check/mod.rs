@@ -32,9 +32,9 @@
 // A `vec![a..b]` here is a list of one byte range, as meant.
 #![allow(clippy::single_range_in_vec_init)]
 
-pub mod elf;
-pub mod loader;
-pub mod memory;
+pub(crate) mod elf;
+pub(crate) mod loader;
+pub(crate) mod memory;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -47,7 +47,7 @@ use elf::{Arch, Capture, ElfInfo, Parsed, Sparse};
 use loader::Libc;
 
 /// The merged tree as the archive will hold it.
-pub trait TreeView: ImageLookup {
+pub(crate) trait TreeView: ImageLookup {
     /// Names in the directory at `dir` (a path with no symlink in it), in
     /// any order; empty when it is not a directory.
     fn children(&self, dir: &[u8]) -> Vec<Vec<u8>>;
@@ -55,7 +55,7 @@ pub trait TreeView: ImageLookup {
 
 /// What `/init` will run.
 #[derive(Debug, Clone, Copy)]
-pub enum Subject<'a> {
+pub(crate) enum Subject<'a> {
     /// The image's command (Entrypoint + Cmd, Env, WorkingDir, User): the
     /// archive's `/init` is the generated one.
     Command(&'a RunConfig),
@@ -73,7 +73,7 @@ const MAX_CONF_FILES: usize = 256;
 /// A file (by its path in the final tree, no symlinks in it) and which of
 /// its bytes the check needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub path: Vec<u8>,
     /// `None`: the head and the ELF ranges it points at.
     pub ranges: Option<Vec<Range<u64>>>,
@@ -91,7 +91,7 @@ impl Request {
 
 /// The bytes read so far, by path.
 #[derive(Debug, Default)]
-pub struct Contents {
+pub(crate) struct Contents {
     files: HashMap<Vec<u8>, Sparse>,
 }
 
@@ -165,7 +165,7 @@ impl Report {
 pub struct CheckError(String);
 
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Done(Report),
     /// Read these and run the check again.
     Need(Vec<Request>),
@@ -174,7 +174,7 @@ pub enum Outcome {
 /// Runs the check over what `contents` holds. `arch` is the image's
 /// platform; `None` (not a Linux architecture this module knows) skips the
 /// machine comparison.
-pub fn check(
+pub(crate) fn check(
     subject: Subject<'_>,
     arch: Option<&'static Arch>,
     view: &dyn TreeView,
