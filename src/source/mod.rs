@@ -393,7 +393,9 @@ async fn archive_store(
     if is_file {
         return Store::tar(file, input).await;
     }
-    let reader = crate::blocking_io::BlockingIo(input);
+    // A pipe's read waits for its producer, for as long as it likes: on
+    // the blocking pool, never on an async worker (unlike a file's).
+    let reader = tokio::fs::File::from_std(input);
     let held = held::HeldArchive::read(what.clone(), reader, memory_limit, None).await?;
     tracing::info!(
         archive = %what,
