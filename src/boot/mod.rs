@@ -7,12 +7,12 @@
 //! to the image for that: the missing mount points and device nodes, an
 //! `/init` (generated from the image's Entrypoint and Cmd, or given by the
 //! user), and host files the user injects. It never reads layers itself: the
-//! caller answers questions about the merged image through [`ImageLookup`].
+//! caller answers questions about the merged image through `ImageLookup`.
 //!
-//! The result is a [`BootPlan`]. Its files override the image's entries at
+//! The result is a `BootPlan`. Its files override the image's entries at
 //! the same paths, and every parent of a file is either a directory of the
 //! image (paths are already resolved through the image's symlinks) or a
-//! [`BootFileKind::Dir`] that comes earlier in the plan.
+//! `BootFileKind::Dir` that comes earlier in the plan.
 
 pub mod check;
 mod command;

@@ -13,18 +13,18 @@
 //! 4. an ELF file's class, byte order and machine are ones the target
 //!    platform's kernel runs; its `PT_INTERP` loader exists, is executable
 //!    and is an ELF of the same machine; every `DT_NEEDED` library is found
-//!    the way that loader searches (see [`loader`]), breadth first as it
+//!    the way that loader searches (see `loader`), breadth first as it
 //!    loads them, recursively, a library already loaded answering by name
 //!    or soname.
 //!
 //! Invariants: only what the archive will hold is consulted (the caller's
-//! [`TreeView`] is the final tree); nothing that depends on run time is
+//! `TreeView` is the final tree); nothing that depends on run time is
 //! guessed (`dlopen`, `LD_PRELOAD`, programs the command starts later);
 //! a candidate library of another machine or class is skipped, as the
 //! loader skips it.
 //!
-//! The check never reads layers itself. [`check`] runs over what has been
-//! read so far ([`Contents`]) and either finishes or returns the files (and
+//! The check never reads layers itself. `check` runs over what has been
+//! read so far (`Contents`) and either finishes or returns the files (and
 //! byte ranges) it still needs; the caller reads those and runs it again.
 //! Each run goes one level deeper in the dependency tree, so a run count
 //! of about the tree's depth (3 or 4 for a Debian program) suffices.
@@ -34,7 +34,7 @@
 
 pub(crate) mod elf;
 pub(crate) mod loader;
-pub(crate) mod memory;
+pub mod memory;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -113,13 +113,17 @@ impl Contents {
 
 /// What the check found, for the summary and `--json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
-    /// The program as the command names it, and where it resolved.
+    /// The program as the command names it.
     pub command: String,
+    /// Where it resolved in the image, escaped for display.
     pub program: String,
     /// "static", "dynamic" or "script" (its final interpreter decides).
     pub kind: &'static str,
+    /// The ELF machine (`x86-64`, `AArch64`) of the program that runs.
     pub machine: Option<String>,
+    /// The `PT_INTERP` loader of a dynamic program.
     pub loader: Option<String>,
     /// `#!` interpreters passed through, in order.
     pub interpreters: Vec<String>,
@@ -146,6 +150,7 @@ impl Report {
         s
     }
 
+    /// The same as a JSON object, as `--json` prints it.
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "command": self.command,
