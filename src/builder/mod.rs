@@ -505,35 +505,21 @@ fn apply_boot_plan(
 ) -> Result<BootAdded, Error> {
     let lookup = TreeLookup { index, captured };
     let plan = boot::plan(options, image, &lookup)?;
-    let meta = |mode| Meta {
-        mode,
-        uid: 0,
-        gid: 0,
-        mtime,
-    };
     let mut extras = Vec::new();
     for file in plan.files {
         let ordinal = extras.len() as u32;
-        let (kind, mode) = match file.kind {
-            BootFileKind::Dir { mode } => (Kind::Dir, mode),
-            BootFileKind::Regular { content, mode } => {
-                let size = content.len() as u64;
-                extras.push(Extra::Bytes(content));
-                (Kind::File { size }, mode)
-            }
-            BootFileKind::HostFile { path, mode, size } => {
-                extras.push(Extra::Host { path, size });
-                (Kind::File { size }, mode)
-            }
-            BootFileKind::Symlink { target } => (Kind::Symlink { target }, 0o777),
-            BootFileKind::CharDev { major, minor, mode } => {
-                (Kind::CharDevice { major, minor }, mode)
-            }
-        };
+        let Entry { kind, meta } = file.entry();
+        match file.kind {
+            BootFileKind::Regular { content, .. } => extras.push(Extra::Bytes(content)),
+            BootFileKind::HostFile { path, size, .. } => extras.push(Extra::Host { path, size }),
+            BootFileKind::Dir { .. }
+            | BootFileKind::Symlink { .. }
+            | BootFileKind::CharDev { .. } => {}
+        }
         let entry = LayerEntry {
             path: file.path,
             kind,
-            meta: meta(mode),
+            meta: Meta { mtime, ..meta },
             ordinal,
         };
         index.apply(EXTRA_LAYER, &entry)?;
