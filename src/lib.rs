@@ -54,23 +54,18 @@ pub mod output;
 pub mod path;
 pub mod source;
 
-mod blocking_io;
 mod builder;
-mod channel_reader;
-mod exclude;
+mod io;
 mod listing;
-mod progress;
 
-pub use blocking_io::BlockingIo;
 pub use boot::{BootOptions, InitChoice};
 pub use builder::{
-    human_bytes, InitramfsBuilder, Mtimes, PreparedImage, Summary, DEFAULT_MAX_ENTRIES,
-    DEFAULT_MAX_SIZE,
+    human_bytes, Excludes, InitramfsBuilder, Mtimes, Pass, PreparedImage, Progress, Silent,
+    Summary, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_SIZE,
 };
-pub use exclude::Excludes;
+pub use io::BlockingIo;
 pub use listing::ListEntry;
 pub use output::{AtomicFile, Codec, Compression};
-pub use progress::{Pass, Progress, Silent};
 pub use source::{ImageReference, Platform, RegistryOptions};
 
 /// Everything that can go wrong, by stage. Each message is one line that

@@ -2,7 +2,12 @@
 
 mod bodies;
 mod boot_check;
+mod exclude;
+mod progress;
 mod tasks;
+
+pub use exclude::Excludes;
+pub use progress::{Pass, Progress, Silent};
 
 #[cfg(test)]
 mod abort_tests;
@@ -18,15 +23,15 @@ use hashbrown::HashMap;
 use crate::boot::check::{memory, Report, Subject};
 use crate::boot::{self, BootFileKind, BootOptions, ImageLookup};
 use crate::cpio::{mode, NewcWriter, Record};
-use crate::exclude::Excludes;
 use crate::fs::{Entry, Kind, Meta};
 use crate::index::{ContentRef, FileGroup, MergeIndex, Plan, PlanEntry, EXTRA_LAYER};
 use crate::layer::{self, LayerEntry, ScanLimits};
 use crate::listing::{self, ListEntry};
 use crate::output::{self, Codec, Compression};
-use crate::progress::{Pass, Progress, Reporter, Reporting};
 use crate::source::{BlobReader, ImageReference, ImageSource, LayerBlob, Platform, RunConfig};
 use crate::Error;
+
+use progress::{Reporter, Reporting};
 
 /// Default bound on the number of paths, far above any real image.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000_000;

@@ -38,7 +38,7 @@ use super::{
     esc, image_from_manifest, resolve_manifest, Digest, Fetched, ImageReference, ImageSource,
     Platform, SourceError,
 };
-use crate::channel_reader::ChannelReader;
+use crate::io::ChannelReader;
 
 /// Default bound on the compressed blobs kept in memory between passes.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use hashbrown::HashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
-use crate::blocking_io::BlockingIo;
+use crate::io::BlockingIo;
 
 use super::SourceError;
 
