@@ -7,12 +7,12 @@
 //! to the image for that: the missing mount points and device nodes, an
 //! `/init` (generated from the image's Entrypoint and Cmd, or given by the
 //! user), and host files the user injects. It never reads layers itself: the
-//! caller answers questions about the merged image through [`ImageLookup`].
+//! caller answers questions about the merged image through `ImageLookup`.
 //!
-//! The result is a [`BootPlan`]. Its files override the image's entries at
+//! The result is a `BootPlan`. Its files override the image's entries at
 //! the same paths, and every parent of a file is either a directory of the
 //! image (paths are already resolved through the image's symlinks) or a
-//! [`BootFileKind::Dir`] that comes earlier in the plan.
+//! `BootFileKind::Dir` that comes earlier in the plan.
 
 pub mod check;
 mod command;
@@ -20,7 +20,8 @@ mod guest;
 mod init_script;
 mod inject;
 mod path;
-pub mod run_config;
+pub(crate) mod run_config;
+pub use run_config::DEFAULT_STOP_TIMEOUT;
 mod user;
 
 use std::path::PathBuf;
@@ -31,24 +32,24 @@ use bytes::Bytes;
 use crate::fs::{Entry, Kind};
 use crate::source::RunConfig;
 
-pub use command::combine_command;
+pub(crate) use command::combine_command;
 pub use guest::static_init;
-pub use init_script::sh_quote;
-pub use inject::{parse_inject_spec, InjectSpec};
+use inject::parse_inject_spec;
 
 /// Files the boot stage may read through [`ImageLookup::read`]. A streaming
 /// builder can capture these bodies while it indexes the layers.
-pub const FILES_READ: &[&[u8]] = &[b"/etc/passwd", b"/etc/group"];
+pub(crate) const FILES_READ: &[&[u8]] = &[b"/etc/passwd", b"/etc/group"];
 
 /// The largest file [`ImageLookup::read`] is expected to return.
-pub const MAX_READ: usize = 1 << 20;
+pub(crate) const MAX_READ: usize = 1 << 20;
 
 /// `PATH` used when the image sets none; the same default as Docker's.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the boot stage knows of the image besides its tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BootImage {
+pub(crate) struct BootImage {
     pub config: RunConfig,
     /// OCI `architecture` (`amd64`, `arm64`, ...) and `variant`.
     pub architecture: String,
@@ -60,7 +61,7 @@ pub struct BootImage {
 /// An extended attribute of a regular file of the final tree. newc cannot
 /// carry it; the static `/init` sets it in the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileXattr {
+pub(crate) struct FileXattr {
     /// Absolute, normalised.
     pub path: Vec<u8>,
     pub name: Vec<u8>,
@@ -68,7 +69,7 @@ pub struct FileXattr {
 }
 
 /// Questions the boot stage asks about the merged image.
-pub trait ImageLookup {
+pub(crate) trait ImageLookup {
     /// The winning entry at `path`, as stored (a final symlink not
     /// followed; a hardlink is a file) (absolute, normalised, no trailing slash;
     /// `/` for the root), or `None` when the merged image has nothing there.
@@ -85,7 +86,7 @@ pub trait ImageLookup {
 /// file's bytes come from (in memory, or a host file read when the archive
 /// is written); [`BootFile::entry`] is the one conversion.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BootFileKind {
+pub(crate) enum BootFileKind {
     Regular {
         content: Bytes,
         mode: u32,
@@ -112,7 +113,7 @@ pub enum BootFileKind {
 
 /// One archive entry added by the boot stage, owned by root (0:0).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootFile {
+pub(crate) struct BootFile {
     /// Absolute, normalised, without trailing slash.
     pub path: Vec<u8>,
     pub kind: BootFileKind,
@@ -159,6 +160,7 @@ impl BootFile {
 
 /// How `/init` is chosen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InitChoice {
     /// The image's own `/init` when it has one, else one generated from the
     /// image config. An image that ships `/init` was made to be booted, and
@@ -181,7 +183,9 @@ pub enum InitChoice {
 
 /// Everything the boot stage was asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BootOptions {
+    /// Where `/init` comes from.
     pub init: InitChoice,
     /// `--inject SRC:DST` specs, in command-line order (later ones win).
     pub injects: Vec<String>,
@@ -192,7 +196,7 @@ pub struct BootOptions {
 
 /// The files to add to the archive, in an order where parents come first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BootPlan {
+pub(crate) struct BootPlan {
     pub files: Vec<BootFile>,
     /// Things the user should know, one line each (print them as warnings).
     pub notes: Vec<Note>,
@@ -224,6 +228,7 @@ pub enum BootError {
     EmptyProgram,
     #[error("image config value contains a NUL byte: {0:?}")]
     NulByte(String),
+    /// The generated `/init` is a shell script and the image has no shell.
     #[error("the generated /init needs /bin/sh, which the image lacks")]
     NoShell,
     #[error("image StopSignal {0:?} is not a signal")]
@@ -240,18 +245,24 @@ pub enum BootError {
         "image Env {0:?} is not a shell variable name and the image has no env program to set it"
     )]
     EnvNeedsEnvProgram(String),
+    /// An inject spec that is not `SRC:DST` with an absolute `DST`.
     #[error("invalid inject spec {0:?}: expected SRC:DST with an absolute DST")]
     BadInjectSpec(String),
     /// A host file given as the init or to inject cannot be read.
     #[error("{what} {}: {source}", path.display())]
     Host {
+        /// What the file was given as.
         what: HostFile,
+        /// The file, as given.
         path: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
+    /// The init file given is not a regular file.
     #[error("{} {}: not a regular file", HostFile::Init, .0.display())]
     InitNotAFile(PathBuf),
+    /// An inject source is neither a regular file, a directory nor a symlink.
     #[error("{} {}: not a regular file, directory or symlink", HostFile::Inject, .0.display())]
     UnsupportedFileType(PathBuf),
     #[error("cannot place {path}: {parent} is not a directory in the image")]
@@ -264,7 +275,9 @@ pub enum BootError {
 /// to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostFile {
+    /// The program to install as `/init`.
     Init,
+    /// A file or directory to add to the archive.
     Inject,
 }
 
@@ -280,7 +293,7 @@ impl std::fmt::Display for HostFile {
 /// Mount points and device nodes the kernel and the generated `/init` need,
 /// for those the image lacks. `/dev/console` matters most: without it PID 1
 /// starts with no stdin, stdout or stderr.
-pub fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
+pub(crate) fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
     let mut out = Vec::new();
     for (path, mode) in [
         (&b"/dev"[..], 0o755),
@@ -319,17 +332,10 @@ pub fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
     out
 }
 
-/// The `/init` script for the image's Entrypoint, Cmd, Env, WorkingDir and
-/// User. Assumes the [`essentials`] are added next to it.
-pub fn generated_init(config: &RunConfig, lookup: &dyn ImageLookup) -> Result<Bytes, BootError> {
-    let (script, _notes) = init_script::generate(config, lookup)?;
-    Ok(Bytes::from(script.render()))
-}
-
 /// Parses one `--inject SRC:DST` and lists what it adds, DST first, then a
 /// directory's contents sorted by name bytes. Paths are not yet resolved
 /// against the image: [`plan`] does that.
-pub fn inject(spec: &str) -> Result<Vec<BootFile>, BootError> {
+pub(crate) fn inject(spec: &str) -> Result<Vec<BootFile>, BootError> {
     let spec = parse_inject_spec(spec)?;
     inject::collect(&spec)
 }
@@ -337,7 +343,7 @@ pub fn inject(spec: &str) -> Result<Vec<BootFile>, BootError> {
 /// Everything the boot stage adds: essentials, `/init` (with its run
 /// config) and injected files, with missing parent directories, in an
 /// order where parents come first.
-pub fn plan(
+pub(crate) fn plan(
     options: &BootOptions,
     image: &BootImage,
     lookup: &dyn ImageLookup,
@@ -434,7 +440,7 @@ pub fn plan(
 
 /// The note for extended attributes nothing will set: newc cannot store
 /// them, and only the static `/init` applies them at boot.
-pub fn dropped_xattrs(xattrs: &[FileXattr]) -> Option<String> {
+pub(crate) fn dropped_xattrs(xattrs: &[FileXattr]) -> Option<String> {
     let names: std::collections::BTreeSet<String> = xattrs
         .iter()
         .map(|x| crate::path::escape(&x.name))

@@ -17,11 +17,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 
+use super::progress::{Pass, Progress};
 use super::tasks::{self, Scoped};
-use crate::channel_reader::ChannelReader;
 use crate::index::FileGroup;
+use crate::io::ChannelReader;
 use crate::layer::{LayerError, LayerReader};
-use crate::progress::{Pass, Progress};
 use crate::source::ImageSource;
 use crate::Error;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 
+use super::progress::{Pass, Reporter};
 use super::{open_layer, Extra, TreeLookup};
 use crate::boot::check::{
     self, elf::Arch, elf::Sparse, Contents, Outcome, Report, Request, Subject,
@@ -16,7 +17,6 @@ use crate::boot::ImageLookup;
 use crate::fs::Kind;
 use crate::index::{MergeIndex, EXTRA_LAYER};
 use crate::layer::LayerReader;
-use crate::progress::{Pass, Reporter};
 use crate::source::ImageSource;
 use crate::{Error, LimitError};
 

@@ -10,10 +10,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, CommandFactory, Parser};
 
-use initramfs_stream::blocking_io::BlockingIo;
-use initramfs_stream::boot::{BootOptions, InitChoice};
-use initramfs_stream::exclude::Excludes;
-use initramfs_stream::output::AtomicFile;
+use initramfs_stream::AtomicFile;
+use initramfs_stream::BlockingIo;
+use initramfs_stream::Excludes;
+use initramfs_stream::{BootOptions, InitChoice};
 use initramfs_stream::{
     Codec, Compression, ImageReference, InitramfsBuilder, Mtimes, Platform, PreparedImage,
 };
@@ -74,7 +74,7 @@ pub struct Cli {
 
     /// Seconds the static /init waits, after sending the image's
     /// StopSignal on Ctrl-Alt-Del, before it kills the command.
-    #[arg(long, value_name = "SECONDS", default_value_t = initramfs_stream::boot::run_config::DEFAULT_STOP_TIMEOUT)]
+    #[arg(long, value_name = "SECONDS", default_value_t = initramfs_stream::boot::DEFAULT_STOP_TIMEOUT)]
     stop_timeout: u64,
 
     /// Leave out image paths matching GLOB (absolute, gitignore-style:
@@ -118,7 +118,7 @@ pub struct Cli {
     json: bool,
 
     /// Refuse images with more paths than this.
-    #[arg(long, value_name = "N", default_value_t = initramfs_stream::builder_defaults::MAX_ENTRIES)]
+    #[arg(long, value_name = "N", default_value_t = initramfs_stream::DEFAULT_MAX_ENTRIES)]
     max_entries: usize,
 
     /// Refuse an archive larger than this, or a layer that decompresses to
@@ -433,10 +433,12 @@ async fn run_image(cli: &Cli) -> Result<()> {
         (None, false) if cli.sh_init => Some(InitChoice::Script),
         (None, false) => Some(InitChoice::Auto),
     };
-    let boot = init.map(|init| BootOptions {
-        init,
-        injects: cli.inject.clone(),
-        stop_timeout: Some(cli.stop_timeout),
+    let boot = init.map(|init| {
+        let mut boot = BootOptions::default();
+        boot.init = init;
+        boot.injects = cli.inject.clone();
+        boot.stop_timeout = Some(cli.stop_timeout);
+        boot
     });
     let epoch = source_date_epoch()?;
     let mtimes = match (cli.mtime, epoch) {
@@ -625,7 +627,6 @@ struct RegistryArgs {
 
 /// The image reference, with the registry options when it names a registry.
 fn image_reference(image: &str, args: &RegistryArgs) -> Result<ImageReference> {
-    use initramfs_stream::source::RegistryOptions;
     let mut reference = ImageReference::parse(image)?;
     reference.set_memory_limit(args.memory_limit);
     if let ImageReference::Registry { options, .. } = &mut reference {
@@ -638,14 +639,12 @@ fn image_reference(image: &str, args: &RegistryArgs) -> Result<ImageReference> {
         } else {
             None
         };
-        *options = RegistryOptions {
-            username: args.username.clone(),
-            password,
-            plain_http: args.plain_http,
-            insecure: args.insecure,
-            ca_file: args.ca_file.clone(),
-            memory_limit: args.memory_limit,
-        };
+        options.username = args.username.clone();
+        options.password = password;
+        options.plain_http = args.plain_http;
+        options.insecure = args.insecure;
+        options.ca_file = args.ca_file.clone();
+        options.memory_limit = args.memory_limit;
     }
     Ok(reference)
 }

@@ -69,25 +69,40 @@ pub enum LayerError {
     /// that failed, a digest that does not match, a memory bound.
     #[error("{source}")]
     Blob {
+        /// The layer's number in the image, from 0 at the bottom.
         layer: usize,
+        /// The source's own error, which names the layer or its blob.
         #[source]
         source: SourceError,
     },
     /// The bytes start as a compression this crate does not read.
     #[error("layer {layer}: {format}-compressed layers are not supported")]
-    UnsupportedCompression { layer: usize, format: &'static str },
+    UnsupportedCompression {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The compression's name.
+        format: &'static str,
+    },
     /// The media type names a compression, and the bytes are neither that,
     /// nor another one, nor a tar archive.
     #[error(
         "layer {layer}: the media type says {declared}, but the data is neither gzip nor zstd, \
          nor a tar archive"
     )]
-    NotDeclared { layer: usize, declared: Compression },
+    NotDeclared {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The compression the media type names.
+        declared: Compression,
+    },
     /// The codec refused the data.
     #[error("layer {layer}: corrupt or truncated {codec} data: {source}")]
     Decode {
+        /// The layer's number in the image, from 0 at the bottom.
         layer: usize,
+        /// The compression the bytes start as.
         codec: Compression,
+        /// The codec's error, its kind kept.
         #[source]
         source: std::io::Error,
     },
@@ -99,8 +114,11 @@ pub enum LayerError {
         sanitize(&source.to_string())
     )]
     Truncated {
+        /// The layer's number in the image, from 0 at the bottom.
         layer: usize,
+        /// The raw name of the last entry read, if any.
         after: Option<Vec<u8>>,
+        /// The tar reader's error, its kind kept.
         source: std::io::Error,
     },
     /// The tar format is broken after the entry `after` (a raw name), or
@@ -111,35 +129,69 @@ pub enum LayerError {
         sanitize(&source.to_string())
     )]
     Tar {
+        /// The layer's number in the image, from 0 at the bottom.
         layer: usize,
+        /// The raw name of the last entry read, if any.
         after: Option<Vec<u8>>,
+        /// The tar reader's error, its kind kept.
         source: std::io::Error,
     },
     /// An entry, by its raw name, that the reader refuses.
     #[error("layer {layer}: {}: {reason}", short(path))]
     Entry {
+        /// The layer's number in the image, from 0 at the bottom.
         layer: usize,
+        /// The entry's raw name.
         path: Vec<u8>,
+        /// What is wrong with it, image bytes escaped.
         reason: String,
     },
     /// More entries than the caller's bound.
     #[error("layer {layer}: too many entries (more than {limit})")]
-    TooManyEntries { layer: usize, limit: usize },
+    TooManyEntries {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The bound on entries per layer.
+        limit: usize,
+    },
     /// More entries than ordinals can number.
     #[error("layer {layer}: more than 2^32 entries")]
-    OrdinalOverflow { layer: usize },
+    OrdinalOverflow {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+    },
     /// The tar, expanded, is larger than the caller's bound on a layer.
     #[error("layer {layer}: decompresses to more than {limit} bytes")]
-    TooLarge { layer: usize, limit: u64 },
+    TooLarge {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The bound, in bytes.
+        limit: u64,
+    },
     /// One entry has more tar metadata than [`MAX_METADATA`].
     #[error("layer {layer}: {}", metadata_message(*limit))]
-    Metadata { layer: usize, limit: u64 },
+    Metadata {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The bound, in bytes.
+        limit: u64,
+    },
     /// The second read of a layer does not hold what the first one did.
     #[error("layer {layer}: {what}")]
-    Reread { layer: usize, what: String },
+    Reread {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// What differs.
+        what: String,
+    },
     /// A broken assumption of this crate, not of the image.
     #[error("layer {layer}: internal error: {what}")]
-    Internal { layer: usize, what: &'static str },
+    Internal {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The assumption that broke.
+        what: &'static str,
+    },
 }
 
 /// Where a tar stream broke: after the entry named, or before the first.

@@ -38,7 +38,7 @@ use super::{
     esc, image_from_manifest, resolve_manifest, Digest, Fetched, ImageReference, ImageSource,
     Platform, SourceError,
 };
-use crate::channel_reader::ChannelReader;
+use crate::io::ChannelReader;
 
 /// Default bound on the compressed blobs kept in memory between passes.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
@@ -63,10 +63,12 @@ const MANIFEST_TYPES: &[&str] = &[
 
 /// How to reach a registry: credentials, transport, memory for blobs.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RegistryOptions {
     /// Explicit credentials (`--username`, `--password-stdin`); otherwise
     /// the auth files and credential helpers are consulted.
     pub username: Option<String>,
+    /// The password or token that goes with `username`.
     pub password: Option<String>,
     /// Talk HTTP instead of HTTPS.
     pub plain_http: bool,
