@@ -109,6 +109,8 @@ else
     # The documentation builds without a warning (no broken or private links).
     RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib "${locked[@]}" >&2 || status=$?
     # The crate builds from its packaged files alone.
-    cargo package --allow-dirty "${locked[@]}" >&2 || status=$?
+    # Its own target dir: the check shares fingerprints with the workspace
+    # build and would leave them pointing at the packaged copy.
+    cargo package --allow-dirty --target-dir target/package-check "${locked[@]}" >&2 || status=$?
 fi
 exit "$status"

@@ -204,6 +204,7 @@ pub(crate) struct BootPlan {
 
 /// Something the user should know about an archive that still converts.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Note {
     /// The image has its own `/init`, and it is what boots.
     ImageInit,
@@ -220,27 +221,46 @@ impl std::fmt::Display for Note {
     }
 }
 
+/// Why the boot stage cannot add what it was asked to. Image text in
+/// messages is escaped; host files are named as given.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BootError {
+    /// Nothing to run.
     #[error("image has no Entrypoint or Cmd")]
     NoCommand,
+    /// The command's first word is empty.
     #[error("image command has an empty program name")]
     EmptyProgram,
+    /// A value no `execve` can pass (the value, escaped).
     #[error("image config value contains a NUL byte: {0:?}")]
     NulByte(String),
     /// The generated `/init` is a shell script and the image has no shell.
     #[error("the generated /init needs /bin/sh, which the image lacks")]
     NoShell,
+    /// The StopSignal names no signal.
     #[error("image StopSignal {0:?} is not a signal")]
     BadStopSignal(String),
+    /// The User is not `user`, `uid`, `user:group` or `uid:gid`.
     #[error("image User {0:?} is not a valid user[:group]")]
     BadUser(String),
+    /// The User names an account the image does not have.
     #[error("image User: user {0:?} is not in the image's /etc/passwd")]
     UnknownUser(String),
+    /// The User names a group the image does not have.
     #[error("image User: group {0:?} is not in the image's /etc/group")]
     UnknownGroup(String),
+    /// The sh script cannot change user: no switching program in the image.
     #[error("image User {user:?} (uid {uid}, gid {gid}): the image has no program that can switch to it (setpriv, su-exec, gosu, chpst, runuser or su)")]
-    NoUserSwitcher { user: String, uid: u32, gid: u32 },
+    NoUserSwitcher {
+        /// The User as the image gives it.
+        user: String,
+        /// The user id it resolves to.
+        uid: u32,
+        /// The group id it resolves to.
+        gid: u32,
+    },
+    /// The sh script cannot set this variable, and there is no `env`.
     #[error(
         "image Env {0:?} is not a shell variable name and the image has no env program to set it"
     )]
@@ -265,8 +285,15 @@ pub enum BootError {
     /// An inject source is neither a regular file, a directory nor a symlink.
     #[error("{} {}: not a regular file, directory or symlink", HostFile::Inject, .0.display())]
     UnsupportedFileType(PathBuf),
+    /// A boot file's parent is a file of the image (paths escaped).
     #[error("cannot place {path}: {parent} is not a directory in the image")]
-    NotADirectory { path: String, parent: String },
+    NotADirectory {
+        /// The boot file.
+        path: String,
+        /// Its parent, as the image has it.
+        parent: String,
+    },
+    /// Resolving a boot file's path went through too many symlinks.
     #[error("too many levels of symbolic links in the image resolving {0}")]
     SymlinkLoop(String),
 }

@@ -548,7 +548,7 @@ fn warning(note: &initramfs_stream::boot::Note) -> String {
     use initramfs_stream::boot::Note;
     match note {
         Note::ImageInit => format!("{note} (give --init FILE to use another)"),
-        Note::Text(_) => escape_controls(&note.to_string()),
+        _ => escape_controls(&note.to_string()),
     }
 }
 

@@ -12,10 +12,15 @@ use crate::source::BlobReader;
 
 const READ_BUFFER: usize = 256 * 1024;
 
+/// How a layer's bytes are compressed, as their first bytes say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Compression {
+    /// A plain tar.
     None,
+    /// gzip, one or more members.
     Gzip,
+    /// zstd, one or more frames.
     Zstd,
 }
 
@@ -136,7 +141,7 @@ type Source = BufReader<BlobErrors<BlobReader>>;
 
 /// Why a blob could not be opened for decompression.
 #[derive(Debug)]
-pub enum OpenError {
+pub(crate) enum OpenError {
     /// The first read of the blob failed.
     Read(std::io::Error),
     /// A compression recognised but not read, by name.
@@ -144,7 +149,7 @@ pub enum OpenError {
 }
 
 /// A blob's decompressed bytes.
-pub struct Decompressor(Codec);
+pub(crate) struct Decompressor(Codec);
 
 enum Codec {
     None(Source),
@@ -178,6 +183,7 @@ impl Decompressor {
         }))
     }
 
+    /// The compression the bytes start as.
     pub fn compression(&self) -> Compression {
         match self.0 {
             Codec::None(_) => Compression::None,

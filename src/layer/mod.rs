@@ -21,7 +21,8 @@ mod normalize;
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-pub use decompress::{Compression, Decompressor, OpenError};
+pub use decompress::Compression;
+pub(crate) use decompress::{Decompressor, OpenError};
 
 use decompress::{BlobErrors, Fault};
 
@@ -32,9 +33,13 @@ use crate::source::{drain_to_eof, BlobReader, Digest, SourceError, VerifyingRead
 /// metadata, and its ordinal within the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerEntry {
+    /// The name as the tar stores it (the index normalises it).
     pub path: Vec<u8>,
+    /// What it is; a hardlink names its target.
     pub kind: Kind,
+    /// Permission bits, owner and time.
     pub meta: Meta,
+    /// Its position among the layer's entries, from 0.
     pub ordinal: u32,
 }
 
@@ -42,18 +47,24 @@ pub struct LayerEntry {
 /// `LIBARCHIVE.xattr.` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryXattr {
+    /// The [`LayerEntry::ordinal`] of the entry that carries it.
     pub ordinal: u32,
+    /// The attribute's name (`security.capability`), as bytes.
     pub name: Vec<u8>,
+    /// Its value, as bytes.
     pub value: Vec<u8>,
 }
 
 /// The headers of one layer.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct LayerHeaders {
+    /// Every entry, in tar order.
     pub entries: Vec<LayerEntry>,
     /// Extended attributes, by the ordinal of the entry that carries them
     /// (newc cannot store them; the boot stage can apply them in the guest).
     pub xattrs: Vec<EntryXattr>,
+    /// The compression the bytes turned out to have.
     pub compression: Option<Compression>,
     /// Bodies of the regular files named in [`ScanLimits::capture`], by ordinal.
     pub captured: Vec<(u32, Vec<u8>)>,
@@ -64,6 +75,7 @@ pub struct LayerHeaders {
 /// escaped. Messages name problems, not options: a front end maps the
 /// bounds to its own.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayerError {
     /// The layer's stored bytes could not be read or verified: a download
     /// that failed, a digest that does not match, a memory bound.
@@ -302,6 +314,7 @@ pub const MAX_METADATA: u64 = 1 << 20;
 /// Bounds on what one layer may contain, and which small files to keep.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanLimits {
+    /// Entries a layer may hold.
     pub max_entries: usize,
     /// Bytes of uncompressed tar a layer may hold (compression bombs stop here).
     pub max_tar_bytes: u64,
@@ -309,6 +322,7 @@ pub struct ScanLimits {
     /// [`LayerHeaders::captured`]; the boot stage reads /etc/passwd this way
     /// without a third pass over the layers.
     pub capture: &'static [&'static [u8]],
+    /// Bytes kept of each captured body at most.
     pub capture_limit: u64,
     /// The compression the layer's media type names, for the message when
     /// the bytes are neither that nor anything else readable.
@@ -331,12 +345,12 @@ impl ScanLimits {
 
 /// A layer's decompressed tar stream, checked against the layer's diff_id
 /// when one is given.
-pub type TarStream = Box<dyn AsyncRead + Send + Unpin>;
+pub(crate) type TarStream = Box<dyn AsyncRead + Send + Unpin>;
 
 /// Opens the tar inside a blob, detecting its compression from the bytes,
 /// and reads it as Go's archive/tar does (see `normalize`); `limit` bounds
 /// the bytes of tar read and of (expanded) tar returned.
-pub async fn open_tar(
+pub(crate) async fn open_tar(
     blob: BlobReader,
     layer: usize,
     diff_id: Option<&Digest>,
@@ -359,7 +373,41 @@ pub async fn open_tar(
 }
 
 /// Reads all headers of a layer. The stream is read to its end so that
-/// digest checks run over every byte.
+/// digest checks run over every byte. `layer` numbers the layer in
+/// messages; `diff_id`, when given, is checked against the tar's bytes.
+///
+/// # Errors
+///
+/// A [`LayerError`] naming the culprit: the blob (its source error kept),
+/// the codec, a bound of `limits`, an entry, or the tar format.
+///
+/// # Examples
+///
+/// ```
+/// use initramfs_stream::fs::Kind;
+/// use initramfs_stream::layer::{scan_layer, ScanLimits};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let mut tar = tokio_tar::Builder::new(Vec::new());
+/// let mut header = tokio_tar::Header::new_ustar();
+/// header.set_size(3);
+/// tar.append_data(&mut header, "etc/hostname", &b"vm\n"[..]).await?;
+/// let tar = tar.into_inner().await?;
+///
+/// let limits = ScanLimits {
+///     max_entries: 1000,
+///     max_tar_bytes: 1 << 20,
+///     capture: &[b"/etc/hostname"],
+///     capture_limit: 4096,
+///     declared: None,
+/// };
+/// let headers = scan_layer(Box::new(std::io::Cursor::new(tar)), 0, None, limits).await?;
+/// assert_eq!(headers.entries[0].path, b"etc/hostname");
+/// assert_eq!(headers.entries[0].kind, Kind::File { size: 3 });
+/// assert_eq!(headers.captured, [(0, b"vm\n".to_vec())]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub async fn scan_layer(
     blob: BlobReader,
     layer: usize,
@@ -665,6 +713,12 @@ pub struct LayerReader {
 }
 
 impl LayerReader {
+    /// Opens a layer's blob again for the content pass.
+    ///
+    /// # Errors
+    ///
+    /// The blob's error, or a [`LayerError`] for a compression it cannot
+    /// read.
     pub async fn open(
         blob: BlobReader,
         layer: usize,
@@ -685,6 +739,12 @@ impl LayerReader {
 
     /// Skips to the entry with this ordinal and returns it as a reader of its
     /// body. Ordinals must be asked for in increasing order.
+    ///
+    /// # Errors
+    ///
+    /// [`LayerError::Reread`] when the layer holds fewer entries than on
+    /// the first read, [`LayerError::Internal`] for an ordinal asked for out
+    /// of order, or the stream's error.
     pub async fn body(&mut self, ordinal: u32) -> Result<TarEntry, LayerError> {
         loop {
             let entry = self
@@ -711,6 +771,10 @@ impl LayerReader {
     }
 
     /// Reads the rest of the layer so digest checks see every byte.
+    ///
+    /// # Errors
+    ///
+    /// The stream's error, a digest mismatch among them.
     pub async fn finish(self) -> Result<(), LayerError> {
         let LayerReader {
             layer,
