@@ -13,41 +13,62 @@
 pub struct Meta {
     /// Permission bits including setuid, setgid and sticky (`0o7777`).
     pub mode: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Modification time, seconds since the epoch.
     pub mtime: u64,
 }
 
 /// What an entry is, with what its kind needs.
+///
+/// Exhaustive on purpose: these are the file types tar and newc can carry,
+/// and a match over them should fail to compile if one were ever added.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
+    /// A regular file.
     File {
+        /// Its size in bytes.
         size: u64,
     },
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink {
+        /// The target, byte for byte as stored.
         target: Vec<u8>,
     },
     /// A hardlink to `target`, a path as it stood when this entry was
     /// applied. Only layers have these: the index resolves them to files.
     Hardlink {
+        /// The path linked to, normalised.
         target: Vec<u8>,
     },
+    /// A character device.
     CharDevice {
+        /// Device major number.
         major: u32,
+        /// Device minor number.
         minor: u32,
     },
+    /// A block device.
     BlockDevice {
+        /// Device major number.
         major: u32,
+        /// Device minor number.
         minor: u32,
     },
+    /// A named pipe.
     Fifo,
 }
 
 /// An entry as a later stage asks about it: what it is and who owns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// What it is.
     pub kind: Kind,
+    /// Who owns it, its permissions and time.
     pub meta: Meta,
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Turn a container image into a bootable Linux initramfs, streamed.
 //!
 //! An image is a stack of tar layers: each adds files, and deletes files of
@@ -43,61 +44,103 @@
 //! # }
 //! ```
 
+// The stages, each usable on its own, and the words they share.
+pub mod boot;
 pub mod cpio;
+pub mod fs;
 pub mod index;
 pub mod layer;
 pub mod output;
+pub mod path;
 pub mod source;
 
-pub mod blocking_io;
-pub mod boot;
-mod channel_reader;
-pub mod exclude;
-pub mod fs;
-pub mod listing;
-pub mod path;
-pub mod progress;
-
 mod builder;
+mod io;
+mod listing;
 
-pub use builder::{human_bytes, InitramfsBuilder, Mtimes, PreparedImage, Summary};
-
-/// Defaults shared by the library and the command line.
-pub mod builder_defaults {
-    /// Bound on the number of paths in an image, far above any real one.
-    pub const MAX_ENTRIES: usize = super::builder::DEFAULT_MAX_ENTRIES;
-    /// Bound on the archive's size and on each layer's uncompressed tar.
-    pub const MAX_SIZE: u64 = super::builder::DEFAULT_MAX_SIZE;
-}
-pub use output::{Codec, Compression};
-pub use source::{ImageReference, Platform};
+pub use boot::{BootOptions, InitChoice};
+pub use builder::{
+    human_bytes, Excludes, InitramfsBuilder, Mtimes, Pass, PreparedImage, Progress, Silent,
+    Summary, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_SIZE,
+};
+pub use io::BlockingIo;
+pub use listing::ListEntry;
+pub use output::{AtomicFile, Codec, Compression};
+pub use source::{ImageReference, Platform, RegistryOptions};
 
 /// Everything that can go wrong, by stage. Each message is one line that
 /// names the image part at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// Finding, fetching or verifying the image.
     #[error(transparent)]
     Source(#[from] source::SourceError),
+    /// Reading a layer's tar stream.
     #[error(transparent)]
     Layer(#[from] layer::LayerError),
+    /// Applying the layers to one tree.
     #[error(transparent)]
     Index(#[from] index::IndexError),
+    /// An entry the archive format cannot carry.
     #[error(transparent)]
     Cpio(#[from] cpio::CpioError),
+    /// Making `/init` and the files the boot stage adds.
     #[error(transparent)]
     Boot(#[from] boot::BootError),
     /// The command `/init` would run cannot run.
     #[error("the image will not boot: {0}")]
     Check(#[from] boot::check::CheckError),
+    /// Writing the output.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// A bound set by the caller (--max-size, --max-entries) was hit.
-    #[error("{0}")]
-    Limit(String),
+    /// A bound on the image as a whole was hit.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// The caller asked for something that cannot be done.
     #[error("{0}")]
     Usage(String),
     /// A broken assumption of this crate, not of the input or the caller.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A bound on the image as a whole was hit: which one, and the numbers.
+/// The bounds on one layer or on the paths are the layer's and the
+/// index's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    /// The archive would be larger than the caller's bound.
+    #[error("the archive would be {size} bytes, over the bound of {limit} bytes")]
+    ArchiveSize {
+        /// The archive's size, uncompressed, in bytes.
+        size: u64,
+        /// The caller's bound, in bytes.
+        limit: u64,
+    },
+    /// Booting the archive needs more memory than the caller's bound.
+    #[error(
+        "the archive needs at least {} of guest memory to boot ({} of files unpacked, a {} \
+         initrd), over the bound of {}",
+        human_bytes(*needed),
+        human_bytes(*files),
+        human_bytes(*initrd),
+        human_bytes(*limit)
+    )]
+    GuestMemory {
+        /// The least guest memory the archive boots in, in bytes.
+        needed: u64,
+        /// The files' bytes once unpacked.
+        files: u64,
+        /// The initrd's size as the kernel holds it while unpacking.
+        initrd: u64,
+        /// The caller's bound, in bytes.
+        limit: u64,
+    },
+    /// The boot check still wanted files to read after this many rounds.
+    #[error("the boot check did not settle in {rounds} rounds")]
+    CheckRounds {
+        /// The rounds the check may take.
+        rounds: usize,
+    },
 }

@@ -14,6 +14,7 @@ pub struct ListEntry {
     pub path: Vec<u8>,
     /// Never a hardlink: names of one inode are files with the same `nlink`.
     pub kind: Kind,
+    /// Permissions, owner and time, as written.
     pub meta: Meta,
     /// Bytes of data (regular files), or of the target (symlinks).
     pub size: u64,

@@ -23,13 +23,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    finish(runtime.block_on(async {
+    let result = runtime.block_on(async {
         tokio::select! {
             r = cli::run(&cli) => r,
             // Dropping `run` removes a temporary output file.
             _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
         }
-    }))
+    });
+    let code = finish(result);
+    // A read still waiting for a quiet pipe's producer must not hold the
+    // exit; everything that writes has finished or been dropped by now.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 fn finish(result: anyhow::Result<()>) -> ExitCode {

@@ -40,7 +40,7 @@ pub fn parse_inject_spec(spec: &str) -> Result<InjectSpec, BootError> {
 
 fn host_err(path: &Path, source: std::io::Error) -> BootError {
     BootError::Host {
-        what: "--inject",
+        what: super::HostFile::Inject,
         path: path.to_path_buf(),
         source,
     }
@@ -154,7 +154,7 @@ mod tests {
             let err = parse_inject_spec(bad).unwrap_err();
             assert_eq!(
                 err.to_string(),
-                format!("invalid --inject {bad:?}: expected SRC:DST with an absolute DST")
+                format!("invalid inject spec {bad:?}: expected SRC:DST with an absolute DST")
             );
         }
     }
@@ -228,7 +228,7 @@ mod tests {
         let err = inject("/no/such/agent:/usr/bin/agent").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--inject /no/such/agent: No such file or directory (os error 2)"
+            "inject source /no/such/agent: No such file or directory (os error 2)"
         );
     }
 }

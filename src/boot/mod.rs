@@ -7,12 +7,12 @@
 //! to the image for that: the missing mount points and device nodes, an
 //! `/init` (generated from the image's Entrypoint and Cmd, or given by the
 //! user), and host files the user injects. It never reads layers itself: the
-//! caller answers questions about the merged image through [`ImageLookup`].
+//! caller answers questions about the merged image through `ImageLookup`.
 //!
-//! The result is a [`BootPlan`]. Its files override the image's entries at
+//! The result is a `BootPlan`. Its files override the image's entries at
 //! the same paths, and every parent of a file is either a directory of the
 //! image (paths are already resolved through the image's symlinks) or a
-//! [`BootFileKind::Dir`] that comes earlier in the plan.
+//! `BootFileKind::Dir` that comes earlier in the plan.
 
 pub mod check;
 mod command;
@@ -20,7 +20,8 @@ mod guest;
 mod init_script;
 mod inject;
 mod path;
-pub mod run_config;
+pub(crate) mod run_config;
+pub use run_config::DEFAULT_STOP_TIMEOUT;
 mod user;
 
 use std::path::PathBuf;
@@ -31,24 +32,24 @@ use bytes::Bytes;
 use crate::fs::{Entry, Kind};
 use crate::source::RunConfig;
 
-pub use command::combine_command;
+pub(crate) use command::combine_command;
 pub use guest::static_init;
-pub use init_script::sh_quote;
-pub use inject::{parse_inject_spec, InjectSpec};
+use inject::parse_inject_spec;
 
 /// Files the boot stage may read through [`ImageLookup::read`]. A streaming
 /// builder can capture these bodies while it indexes the layers.
-pub const FILES_READ: &[&[u8]] = &[b"/etc/passwd", b"/etc/group"];
+pub(crate) const FILES_READ: &[&[u8]] = &[b"/etc/passwd", b"/etc/group"];
 
 /// The largest file [`ImageLookup::read`] is expected to return.
-pub const MAX_READ: usize = 1 << 20;
+pub(crate) const MAX_READ: usize = 1 << 20;
 
 /// `PATH` used when the image sets none; the same default as Docker's.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the boot stage knows of the image besides its tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BootImage {
+pub(crate) struct BootImage {
     pub config: RunConfig,
     /// OCI `architecture` (`amd64`, `arm64`, ...) and `variant`.
     pub architecture: String,
@@ -60,7 +61,7 @@ pub struct BootImage {
 /// An extended attribute of a regular file of the final tree. newc cannot
 /// carry it; the static `/init` sets it in the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileXattr {
+pub(crate) struct FileXattr {
     /// Absolute, normalised.
     pub path: Vec<u8>,
     pub name: Vec<u8>,
@@ -68,7 +69,7 @@ pub struct FileXattr {
 }
 
 /// Questions the boot stage asks about the merged image.
-pub trait ImageLookup {
+pub(crate) trait ImageLookup {
     /// The winning entry at `path`, as stored (a final symlink not
     /// followed; a hardlink is a file) (absolute, normalised, no trailing slash;
     /// `/` for the root), or `None` when the merged image has nothing there.
@@ -85,7 +86,7 @@ pub trait ImageLookup {
 /// file's bytes come from (in memory, or a host file read when the archive
 /// is written); [`BootFile::entry`] is the one conversion.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BootFileKind {
+pub(crate) enum BootFileKind {
     Regular {
         content: Bytes,
         mode: u32,
@@ -112,7 +113,7 @@ pub enum BootFileKind {
 
 /// One archive entry added by the boot stage, owned by root (0:0).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootFile {
+pub(crate) struct BootFile {
     /// Absolute, normalised, without trailing slash.
     pub path: Vec<u8>,
     pub kind: BootFileKind,
@@ -159,6 +160,7 @@ impl BootFile {
 
 /// How `/init` is chosen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InitChoice {
     /// The image's own `/init` when it has one, else one generated from the
     /// image config. An image that ships `/init` was made to be booted, and
@@ -181,7 +183,9 @@ pub enum InitChoice {
 
 /// Everything the boot stage was asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BootOptions {
+    /// Where `/init` comes from.
     pub init: InitChoice,
     /// `--inject SRC:DST` specs, in command-line order (later ones win).
     pub injects: Vec<String>,
@@ -192,60 +196,131 @@ pub struct BootOptions {
 
 /// The files to add to the archive, in an order where parents come first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BootPlan {
+pub(crate) struct BootPlan {
     pub files: Vec<BootFile>,
     /// Things the user should know, one line each (print them as warnings).
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
 }
 
+/// Something the user should know about an archive that still converts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Note {
+    /// The image has its own `/init`, and it is what boots.
+    ImageInit,
+    /// Anything else, as one line (bytes of the image escaped).
+    Text(String),
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::ImageInit => f.write_str("the image has its own /init: booting it"),
+            Note::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Why the boot stage cannot add what it was asked to. Image text in
+/// messages is escaped; host files are named as given.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BootError {
+    /// Nothing to run.
     #[error("image has no Entrypoint or Cmd")]
     NoCommand,
+    /// The command's first word is empty.
     #[error("image command has an empty program name")]
     EmptyProgram,
+    /// A value no `execve` can pass (the value, escaped).
     #[error("image config value contains a NUL byte: {0:?}")]
     NulByte(String),
-    #[error(
-        "the generated /init needs /bin/sh, which the image lacks (give --init FILE, or --no-init)"
-    )]
+    /// The generated `/init` is a shell script and the image has no shell.
+    #[error("the generated /init needs /bin/sh, which the image lacks")]
     NoShell,
+    /// The StopSignal names no signal.
     #[error("image StopSignal {0:?} is not a signal")]
     BadStopSignal(String),
+    /// The User is not `user`, `uid`, `user:group` or `uid:gid`.
     #[error("image User {0:?} is not a valid user[:group]")]
     BadUser(String),
+    /// The User names an account the image does not have.
     #[error("image User: user {0:?} is not in the image's /etc/passwd")]
     UnknownUser(String),
+    /// The User names a group the image does not have.
     #[error("image User: group {0:?} is not in the image's /etc/group")]
     UnknownGroup(String),
+    /// The sh script cannot change user: no switching program in the image.
     #[error("image User {user:?} (uid {uid}, gid {gid}): the image has no program that can switch to it (setpriv, su-exec, gosu, chpst, runuser or su)")]
-    NoUserSwitcher { user: String, uid: u32, gid: u32 },
+    NoUserSwitcher {
+        /// The User as the image gives it.
+        user: String,
+        /// The user id it resolves to.
+        uid: u32,
+        /// The group id it resolves to.
+        gid: u32,
+    },
+    /// The sh script cannot set this variable, and there is no `env`.
     #[error(
         "image Env {0:?} is not a shell variable name and the image has no env program to set it"
     )]
     EnvNeedsEnvProgram(String),
-    #[error("invalid --inject {0:?}: expected SRC:DST with an absolute DST")]
+    /// An inject spec that is not `SRC:DST` with an absolute `DST`.
+    #[error("invalid inject spec {0:?}: expected SRC:DST with an absolute DST")]
     BadInjectSpec(String),
-    #[error("{what} {path}: {source}")]
+    /// A host file given as the init or to inject cannot be read.
+    #[error("{what} {}: {source}", path.display())]
     Host {
-        what: &'static str,
+        /// What the file was given as.
+        what: HostFile,
+        /// The file, as given.
         path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
         source: std::io::Error,
     },
-    #[error("--init {0}: not a regular file")]
+    /// The init file given is not a regular file.
+    #[error("{} {}: not a regular file", HostFile::Init, .0.display())]
     InitNotAFile(PathBuf),
-    #[error("--inject {0}: not a regular file, directory or symlink")]
+    /// An inject source is neither a regular file, a directory nor a symlink.
+    #[error("{} {}: not a regular file, directory or symlink", HostFile::Inject, .0.display())]
     UnsupportedFileType(PathBuf),
+    /// A boot file's parent is a file of the image (paths escaped).
     #[error("cannot place {path}: {parent} is not a directory in the image")]
-    NotADirectory { path: String, parent: String },
+    NotADirectory {
+        /// The boot file.
+        path: String,
+        /// Its parent, as the image has it.
+        parent: String,
+    },
+    /// Resolving a boot file's path went through too many symlinks.
     #[error("too many levels of symbolic links in the image resolving {0}")]
     SymlinkLoop(String),
+}
+
+/// What a host file was given as: the program to run as `/init`, or a file
+/// to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostFile {
+    /// The program to install as `/init`.
+    Init,
+    /// A file or directory to add to the archive.
+    Inject,
+}
+
+impl std::fmt::Display for HostFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HostFile::Init => "init file",
+            HostFile::Inject => "inject source",
+        })
+    }
 }
 
 /// Mount points and device nodes the kernel and the generated `/init` need,
 /// for those the image lacks. `/dev/console` matters most: without it PID 1
 /// starts with no stdin, stdout or stderr.
-pub fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
+pub(crate) fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
     let mut out = Vec::new();
     for (path, mode) in [
         (&b"/dev"[..], 0o755),
@@ -284,17 +359,10 @@ pub fn essentials(lookup: &dyn ImageLookup) -> Vec<BootFile> {
     out
 }
 
-/// The `/init` script for the image's Entrypoint, Cmd, Env, WorkingDir and
-/// User. Assumes the [`essentials`] are added next to it.
-pub fn generated_init(config: &RunConfig, lookup: &dyn ImageLookup) -> Result<Bytes, BootError> {
-    let (script, _notes) = init_script::generate(config, lookup)?;
-    Ok(Bytes::from(script.render()))
-}
-
 /// Parses one `--inject SRC:DST` and lists what it adds, DST first, then a
 /// directory's contents sorted by name bytes. Paths are not yet resolved
 /// against the image: [`plan`] does that.
-pub fn inject(spec: &str) -> Result<Vec<BootFile>, BootError> {
+pub(crate) fn inject(spec: &str) -> Result<Vec<BootFile>, BootError> {
     let spec = parse_inject_spec(spec)?;
     inject::collect(&spec)
 }
@@ -302,7 +370,7 @@ pub fn inject(spec: &str) -> Result<Vec<BootFile>, BootError> {
 /// Everything the boot stage adds: essentials, `/init` (with its run
 /// config) and injected files, with missing parent directories, in an
 /// order where parents come first.
-pub fn plan(
+pub(crate) fn plan(
     options: &BootOptions,
     image: &BootImage,
     lookup: &dyn ImageLookup,
@@ -327,14 +395,14 @@ pub fn plan(
     match &options.init {
         InitChoice::Keep => {
             if !image_init && !injects_init {
-                notes.push(
+                notes.push(Note::Text(
                     "the archive has no /init: the kernel cannot boot it on its own".to_string(),
-                );
+                ));
             }
         }
         InitChoice::File(host) => {
             let meta = std::fs::metadata(host).map_err(|source| BootError::Host {
-                what: "--init",
+                what: HostFile::Init,
                 path: host.clone(),
                 source,
             })?;
@@ -352,10 +420,7 @@ pub fn plan(
         }
         InitChoice::Auto if image_init || injects_init => {
             if image_init && !injects_init {
-                notes.push(
-                    "the image has its own /init: booting it (give --init FILE to use another)"
-                        .to_string(),
-                );
+                notes.push(Note::ImageInit);
             }
         }
         InitChoice::Auto | InitChoice::Generated | InitChoice::Script => {
@@ -365,24 +430,19 @@ pub fn plan(
             };
             match program {
                 Some(program) => {
-                    notes.extend(static_init_files(
-                        options,
-                        image,
-                        lookup,
-                        program,
-                        &mut wanted,
-                    )?);
+                    let more = static_init_files(options, image, lookup, program, &mut wanted)?;
+                    notes.extend(more.into_iter().map(Note::Text));
                     applies_xattrs = true;
                 }
                 None => {
                     if options.init != InitChoice::Script {
-                        notes.push(format!(
+                        notes.push(Note::Text(format!(
                             "no static /init for {}: /init is a generated sh script",
                             crate::path::escape(image.architecture.as_bytes())
-                        ));
+                        )));
                     }
                     let (script, more) = init_script::generate(&image.config, lookup)?;
-                    notes.extend(more);
+                    notes.extend(more.into_iter().map(Note::Text));
                     if let Some(dir) = &script.missing_workdir {
                         wanted.push(BootFile::dir(dir.as_bytes(), 0o755));
                     }
@@ -398,7 +458,7 @@ pub fn plan(
         }
     }
     if !applies_xattrs {
-        notes.extend(dropped_xattrs(&image.xattrs));
+        notes.extend(dropped_xattrs(&image.xattrs).map(Note::Text));
     }
     wanted.extend(injected);
     let files = path::place(lookup, wanted)?;
@@ -407,7 +467,7 @@ pub fn plan(
 
 /// The note for extended attributes nothing will set: newc cannot store
 /// them, and only the static `/init` applies them at boot.
-pub fn dropped_xattrs(xattrs: &[FileXattr]) -> Option<String> {
+pub(crate) fn dropped_xattrs(xattrs: &[FileXattr]) -> Option<String> {
     let names: std::collections::BTreeSet<String> = xattrs
         .iter()
         .map(|x| crate::path::escape(&x.name))
@@ -642,7 +702,7 @@ mod tests {
         img.busybox(&["sh"]).file("/init", 0o755, "#!/bin/sh\n");
         let p = plan(&BootOptions::default(), &BootImage::default(), &img).unwrap();
         assert!(!paths(&p.files).contains(&"/init".to_string()));
-        assert_eq!(p.notes.len(), 1);
+        assert_eq!(p.notes, [Note::ImageInit]);
         // Generated replaces it on request, and then needs a command.
         let opts = BootOptions {
             init: InitChoice::Generated,
@@ -667,7 +727,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "--init {}: No such file or directory (os error 2)",
+                "init file {}: No such file or directory (os error 2)",
                 missing.display()
             )
         );
@@ -703,7 +763,9 @@ mod tests {
         assert_eq!(paths(&p.files), ["/opt", "/opt/agent"]);
         assert_eq!(
             p.notes,
-            ["the archive has no /init: the kernel cannot boot it on its own"]
+            [Note::Text(
+                "the archive has no /init: the kernel cannot boot it on its own".into()
+            )]
         );
         // An injected /init satisfies it.
         let opts = BootOptions {
@@ -831,7 +893,9 @@ mod tests {
         let p = plan(&BootOptions::default(), &script_image(cfg.clone()), &img).unwrap();
         assert!(script(&p));
         assert!(
-            p.notes[0].contains("no static /init for riscv64"),
+            p.notes[0]
+                .to_string()
+                .contains("no static /init for riscv64"),
             "{:?}",
             p.notes
         );

@@ -17,11 +17,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 
+use super::progress::{Pass, Progress};
 use super::tasks::{self, Scoped};
-use crate::channel_reader::ChannelReader;
 use crate::index::FileGroup;
-use crate::layer::LayerReader;
-use crate::progress::{Pass, Progress};
+use crate::io::ChannelReader;
+use crate::layer::{LayerError, LayerReader};
 use crate::source::ImageSource;
 use crate::Error;
 
@@ -99,7 +99,7 @@ async fn produce(
     let blob = source
         .layers
         .get(layer_no as usize)
-        .ok_or_else(|| Error::Usage(format!("no layer {layer_no}")))?;
+        .ok_or_else(|| Error::Internal(format!("no layer {layer_no}")))?;
     let reader = super::open_layer(source, blob, Pass::Contents, progress).await?;
     let diff_id = blob
         .digest
@@ -112,11 +112,16 @@ async fn produce(
         let mut left = size;
         while left > 0 {
             let mut chunk = BytesMut::zeroed(CHUNK.min(left as usize));
-            let n = body.read(&mut chunk).await?;
+            let n = body
+                .read(&mut chunk)
+                .await
+                .map_err(|e| layer.read_error(e))?;
             if n == 0 {
-                return Err(Error::Usage(format!(
-                    "layer {layer_no}: entry {ordinal} ended {left} bytes early on the second read"
-                )));
+                return Err(LayerError::Reread {
+                    layer: blob.index,
+                    what: format!("entry {ordinal} ended {left} bytes early on the second read"),
+                }
+                .into());
             }
             chunk.truncate(n);
             left -= n as u64;
@@ -143,7 +148,9 @@ impl BodyStream {
     pub async fn finish(mut self) -> Result<(), Error> {
         match self.bodies.close().await? {
             true => Ok(()),
-            false => Err(Error::Usage("a layer gave more data than planned".into())),
+            false => Err(Error::Internal(
+                "a layer gave more data than planned".into(),
+            )),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 
+use super::progress::{Pass, Reporter};
 use super::{open_layer, Extra, TreeLookup};
 use crate::boot::check::{
     self, elf::Arch, elf::Sparse, Contents, Outcome, Report, Request, Subject,
@@ -16,9 +17,8 @@ use crate::boot::ImageLookup;
 use crate::fs::Kind;
 use crate::index::{MergeIndex, EXTRA_LAYER};
 use crate::layer::LayerReader;
-use crate::progress::{Pass, Reporter};
 use crate::source::ImageSource;
-use crate::Error;
+use crate::{Error, LimitError};
 
 /// Far more rounds than a dependency tree is deep.
 const MAX_ROUNDS: usize = 32;
@@ -67,9 +67,7 @@ pub(super) async fn run(
             }
         }
     }
-    Err(Error::Usage(
-        "the boot check did not settle; give --no-check".into(),
-    ))
+    Err(LimitError::CheckRounds { rounds: MAX_ROUNDS }.into())
 }
 
 /// Reads what `requests` ask for into `contents`.
@@ -114,7 +112,7 @@ async fn read(
         let blob = source
             .layers
             .get(layer as usize)
-            .ok_or_else(|| Error::Usage(format!("no layer {layer}")))?;
+            .ok_or_else(|| Error::Internal(format!("no layer {layer}")))?;
         let reader = open_layer(source, blob, Pass::Contents, Reporter::default().0).await?;
         let diff_id = blob
             .digest
@@ -127,7 +125,10 @@ async fn read(
             let mut body = layer_reader.body(ordinal).await?;
             let mut captures: Vec<_> = reqs.iter().map(|r| r.capture(size)).collect();
             while captures.iter().any(|c| c.wants_more()) {
-                let n = body.read(&mut buf).await?;
+                let n = body
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| layer_reader.read_error(e))?;
                 if n == 0 {
                     break;
                 }
@@ -167,7 +168,7 @@ async fn extra_bytes(
                 capture.feed(&buf[..n]);
             }
         }
-        None => return Err(Error::Usage("generated file out of range".into())),
+        None => return Err(Error::Internal("generated file out of range".into())),
     }
     Ok(capture.finish())
 }

@@ -2,7 +2,12 @@
 
 mod bodies;
 mod boot_check;
+mod exclude;
+mod progress;
 mod tasks;
+
+pub use exclude::Excludes;
+pub use progress::{Pass, Progress, Silent};
 
 #[cfg(test)]
 mod abort_tests;
@@ -18,15 +23,15 @@ use hashbrown::HashMap;
 use crate::boot::check::{memory, Report, Subject};
 use crate::boot::{self, BootFileKind, BootOptions, ImageLookup};
 use crate::cpio::{mode, NewcWriter, Record};
-use crate::exclude::Excludes;
 use crate::fs::{Entry, Kind, Meta};
 use crate::index::{ContentRef, FileGroup, MergeIndex, Plan, PlanEntry, EXTRA_LAYER};
 use crate::layer::{self, LayerEntry, ScanLimits};
 use crate::listing::{self, ListEntry};
 use crate::output::{self, Codec, Compression};
-use crate::progress::{Pass, Progress, Reporter, Reporting};
 use crate::source::{BlobReader, ImageReference, ImageSource, LayerBlob, Platform, RunConfig};
-use crate::Error;
+use crate::{Error, LimitError};
+
+use progress::{Reporter, Reporting};
 
 /// Default bound on the number of paths, far above any real image.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000_000;
@@ -36,6 +41,7 @@ pub const DEFAULT_MAX_SIZE: u64 = 32 << 30;
 
 /// How entries' mtimes are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Mtimes {
     /// As the image has them.
     #[default]
@@ -57,6 +63,59 @@ impl Mtimes {
 }
 
 /// Configures a conversion: which image, which platform, which compression.
+///
+/// [`prepare`](InitramfsBuilder::prepare) reads the image's headers and plans
+/// the archive; [`PreparedImage::write_to`] streams it out.
+///
+/// # Examples
+///
+/// An OCI layout holding one layer with one file, converted without a boot
+/// stage: the archive is the image's filesystem and nothing else.
+///
+/// ```
+/// use initramfs_stream::{Codec, Compression, ImageReference, InitramfsBuilder, Platform};
+/// # use initramfs_stream::source::Digest;
+/// # fn blob(dir: &std::path::Path, bytes: &[u8]) -> std::io::Result<(Digest, usize)> {
+/// #     let d = Digest::of(bytes);
+/// #     std::fs::write(dir.join("blobs/sha256").join(d.hex()), bytes)?;
+/// #     Ok((d, bytes.len()))
+/// # }
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// # let dir = std::env::temp_dir().join(format!("builder-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(dir.join("blobs/sha256"))?;
+/// # let mut tar = tokio_tar::Builder::new(Vec::new());
+/// # let mut header = tokio_tar::Header::new_ustar();
+/// # header.set_size(6);
+/// # header.set_mode(0o755);
+/// # tar.append_data(&mut header, "hello", &b"hello\n"[..]).await?;
+/// # let layer = tar.into_inner().await?;
+/// # let (layer, layer_size) = blob(&dir, &layer)?;
+/// # let config = format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#);
+/// # let (config, config_size) = blob(&dir, config.as_bytes())?;
+/// # let manifest = format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_size}}}]}}"#);
+/// # let (manifest, manifest_size) = blob(&dir, manifest.as_bytes())?;
+/// # std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
+/// # std::fs::write(dir.join("index.json"), format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest}","size":{manifest_size}}}]}}"#))?;
+/// // `dir` holds an OCI image layout.
+/// let image = ImageReference::parse(&format!("oci:{}", dir.display()))?;
+/// let prepared = InitramfsBuilder::new(image)
+///     .platform(Platform::parse("linux/amd64")?)
+///     .compression(Compression::new(Codec::Zstd, Some(3)).expect("a zstd level"))
+///     .boot(None)
+///     .prepare()
+///     .await?;
+/// let names: Vec<_> = prepared.list().into_iter().map(|e| e.path).collect();
+/// assert_eq!(names, [b"/hello"]);
+///
+/// let mut archive = Vec::new();
+/// let summary = prepared.write_to(&mut archive).await?;
+/// assert_eq!(summary.output_bytes, archive.len() as u64);
+/// assert_eq!(archive[..4], [0x28, 0xb5, 0x2f, 0xfd]); // a zstd frame
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct InitramfsBuilder {
     reference: ImageReference,
@@ -76,6 +135,9 @@ pub struct InitramfsBuilder {
 }
 
 impl InitramfsBuilder {
+    /// A conversion of `reference` with the defaults: the host's platform,
+    /// no compression, a boot stage that adds `/init` (the image's own, or
+    /// one for its config), the boot check on, and all cores.
     pub fn new(reference: ImageReference) -> InitramfsBuilder {
         InitramfsBuilder {
             reference,
@@ -157,6 +219,7 @@ impl InitramfsBuilder {
         self
     }
 
+    /// How to compress the archive (default: not at all).
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
         self
@@ -185,6 +248,14 @@ impl InitramfsBuilder {
     /// Resolves the image, reads every layer's headers and plans the
     /// archive. Nothing is written; every check that can fail before the
     /// first byte has run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Source`] when the image cannot be found, fetched or verified;
+    /// [`Error::Layer`] and [`Error::Index`] for layers that are not valid
+    /// tar or cannot be applied; [`Error::Boot`] and [`Error::Check`] when
+    /// the image cannot be made to boot; [`Error::Limit`] when a bound set
+    /// here is passed; [`Error::Cpio`] for an entry newc cannot carry.
     pub async fn prepare(self) -> Result<PreparedImage, Error> {
         let progress = self.progress.0.clone();
         let source = self.resolve(&progress).await?;
@@ -280,7 +351,10 @@ impl InitramfsBuilder {
         let Some(options) = &self.boot else {
             let added = BootAdded {
                 extras: Vec::new(),
-                warnings: boot::dropped_xattrs(&xattrs).into_iter().collect(),
+                warnings: boot::dropped_xattrs(&xattrs)
+                    .map(boot::Note::Text)
+                    .into_iter()
+                    .collect(),
             };
             return Ok((index, captured, added));
         };
@@ -338,10 +412,11 @@ impl InitramfsBuilder {
             check_guest_memory(tree, least, self.kernel_footprint, limit)?;
         }
         if archive_size > self.max_size {
-            return Err(Error::Limit(format!(
-                "the archive would be {archive_size} bytes, over the --max-size bound of {} bytes",
-                self.max_size
-            )));
+            return Err(LimitError::ArchiveSize {
+                size: archive_size,
+                limit: self.max_size,
+            }
+            .into());
         }
         tracing::info!(
             dirs = plan.dirs.len(),
@@ -425,7 +500,7 @@ fn spawn_scan(
 /// (by ordinal in [`EXTRA_LAYER`]) and its notes.
 struct BootAdded {
     extras: Vec<Extra>,
-    warnings: Vec<String>,
+    warnings: Vec<boot::Note>,
 }
 
 /// Plans the boot stage's files and applies them to `index` as
@@ -439,35 +514,21 @@ fn apply_boot_plan(
 ) -> Result<BootAdded, Error> {
     let lookup = TreeLookup { index, captured };
     let plan = boot::plan(options, image, &lookup)?;
-    let meta = |mode| Meta {
-        mode,
-        uid: 0,
-        gid: 0,
-        mtime,
-    };
     let mut extras = Vec::new();
     for file in plan.files {
         let ordinal = extras.len() as u32;
-        let (kind, mode) = match file.kind {
-            BootFileKind::Dir { mode } => (Kind::Dir, mode),
-            BootFileKind::Regular { content, mode } => {
-                let size = content.len() as u64;
-                extras.push(Extra::Bytes(content));
-                (Kind::File { size }, mode)
-            }
-            BootFileKind::HostFile { path, mode, size } => {
-                extras.push(Extra::Host { path, size });
-                (Kind::File { size }, mode)
-            }
-            BootFileKind::Symlink { target } => (Kind::Symlink { target }, 0o777),
-            BootFileKind::CharDev { major, minor, mode } => {
-                (Kind::CharDevice { major, minor }, mode)
-            }
-        };
+        let Entry { kind, meta } = file.entry();
+        match file.kind {
+            BootFileKind::Regular { content, .. } => extras.push(Extra::Bytes(content)),
+            BootFileKind::HostFile { path, size, .. } => extras.push(Extra::Host { path, size }),
+            BootFileKind::Dir { .. }
+            | BootFileKind::Symlink { .. }
+            | BootFileKind::CharDev { .. } => {}
+        }
         let entry = LayerEntry {
             path: file.path,
             kind,
-            meta: meta(mode),
+            meta: Meta { mtime, ..meta },
             ordinal,
         };
         index.apply(EXTRA_LAYER, &entry)?;
@@ -535,13 +596,13 @@ fn check_guest_memory(
 ) -> Result<u64, Error> {
     let needed = memory::guest_memory(tree, initrd, footprint);
     if needed > limit {
-        return Err(Error::Limit(format!(
-            "the archive needs at least {} of guest memory to boot ({} of files unpacked, a {} initrd), over --guest-memory {}",
-            human_bytes(needed),
-            human_bytes(tree.bytes),
-            human_bytes(initrd),
-            human_bytes(limit)
-        )));
+        return Err(LimitError::GuestMemory {
+            needed,
+            files: tree.bytes,
+            initrd,
+            limit,
+        }
+        .into());
     }
     Ok(needed)
 }
@@ -553,7 +614,7 @@ pub struct PreparedImage {
     extras: Vec<Extra>,
     compression: Compression,
     jobs: usize,
-    warnings: Vec<String>,
+    warnings: Vec<boot::Note>,
     archive_size: u64,
     progress: Arc<dyn Progress>,
     boot_check: Option<Report>,
@@ -564,6 +625,7 @@ pub struct PreparedImage {
 
 /// What a conversion wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// The manifest's digest, else the config's (see
     /// [`ImageSource::image_digest`]).
@@ -574,6 +636,7 @@ pub struct Summary {
     pub entries: u64,
     /// Bytes of the uncompressed archive.
     pub archive_bytes: u64,
+    /// How the output is compressed.
     pub codec: Codec,
     /// Bytes written to the output (after compression).
     pub output_bytes: u64,
@@ -648,14 +711,16 @@ const PIPE_BUFFER: usize = 1 << 20;
 
 impl PreparedImage {
     /// Problems that do not stop the conversion (e.g. dropped xattrs).
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[boot::Note] {
         &self.warnings
     }
 
+    /// The resolved image: its config and layers.
     pub fn source(&self) -> &ImageSource {
         &self.source
     }
 
+    /// The final tree, as the archive will hold it (boot files aside).
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
@@ -696,6 +761,13 @@ impl PreparedImage {
 
     /// Writes the compressed archive. On error the output holds a prefix of
     /// the archive without a trailer, so it cannot pass for a whole one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the output fails; [`Error::Source`] or
+    /// [`Error::Layer`] when a layer cannot be read again or differs from
+    /// its first read; [`Error::Limit`] when the archive needs more guest
+    /// memory than [`InitramfsBuilder::guest_memory`] allows.
     pub async fn write_to<W: AsyncWrite + Unpin + Send>(self, output: W) -> Result<Summary, Error> {
         use sha2::Digest;
         let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BUFFER);
@@ -816,7 +888,7 @@ impl<W: AsyncWrite + Unpin> Archive<W> {
         let (last, rest) = group
             .names
             .split_last()
-            .ok_or_else(|| Error::Usage("empty file group".into()))?;
+            .ok_or_else(|| Error::Internal("empty file group".into()))?;
         for name in rest {
             self.w
                 .write_record(&file_record(name, group, ino, 0), &[])
@@ -872,7 +944,7 @@ impl<W: AsyncWrite + Unpin> Archive<W> {
         let ino = self.next_ino();
         let extra = extras
             .get(group.content.ordinal as usize)
-            .ok_or_else(|| Error::Usage("generated file out of range".into()))?;
+            .ok_or_else(|| Error::Internal("generated file out of range".into()))?;
         let record = self.write_links(group, ino).await?;
         match extra {
             Extra::Bytes(bytes) => self.w.write_record(&record, bytes).await?,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use initramfs_stream::progress::{Pass, Progress};
+use initramfs_stream::{Pass, Progress};
 
 /// Bars on stderr: one spinner while resolving, one bar per layer being
 /// read, one counter for the output.

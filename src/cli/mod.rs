@@ -10,10 +10,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, CommandFactory, Parser};
 
-use initramfs_stream::blocking_io::BlockingIo;
-use initramfs_stream::boot::{BootOptions, InitChoice};
-use initramfs_stream::exclude::Excludes;
-use initramfs_stream::output::AtomicFile;
+use initramfs_stream::AtomicFile;
+use initramfs_stream::BlockingIo;
+use initramfs_stream::Excludes;
+use initramfs_stream::{BootOptions, InitChoice};
 use initramfs_stream::{
     Codec, Compression, ImageReference, InitramfsBuilder, Mtimes, Platform, PreparedImage,
 };
@@ -74,7 +74,7 @@ pub struct Cli {
 
     /// Seconds the static /init waits, after sending the image's
     /// StopSignal on Ctrl-Alt-Del, before it kills the command.
-    #[arg(long, value_name = "SECONDS", default_value_t = initramfs_stream::boot::run_config::DEFAULT_STOP_TIMEOUT)]
+    #[arg(long, value_name = "SECONDS", default_value_t = initramfs_stream::boot::DEFAULT_STOP_TIMEOUT)]
     stop_timeout: u64,
 
     /// Leave out image paths matching GLOB (absolute, gitignore-style:
@@ -118,7 +118,7 @@ pub struct Cli {
     json: bool,
 
     /// Refuse images with more paths than this.
-    #[arg(long, value_name = "N", default_value_t = initramfs_stream::builder_defaults::MAX_ENTRIES)]
+    #[arg(long, value_name = "N", default_value_t = initramfs_stream::DEFAULT_MAX_ENTRIES)]
     max_entries: usize,
 
     /// Refuse an archive larger than this, or a layer that decompresses to
@@ -230,20 +230,59 @@ pub async fn run(cli: &Cli) -> Result<()> {
     run_image(cli).await.map_err(with_flag_hint)
 }
 
-/// The failure with the option that would help, for the failures of the
-/// image source an option can do something about.
+/// The failure in the command line's words: the library names problems,
+/// this adds the option that would help, or names the option a value came
+/// from, by the error's type.
 fn with_flag_hint(e: anyhow::Error) -> anyhow::Error {
-    use initramfs_stream::source::{SourceError, TransportKind};
-    let Some(source) = source_error(&e) else {
-        return e;
+    match flag_text(&e) {
+        Some(text) => anyhow::anyhow!(text),
+        None => e,
+    }
+}
+
+/// How the command line says an error of the library.
+enum Said {
+    /// The line, then this.
+    Then(String),
+    /// The error's own text replaced by this one, in the line.
+    Instead(String),
+}
+
+fn flag_text(e: &anyhow::Error) -> Option<String> {
+    let line = one_line(e);
+    let said = match source_error(e) {
+        Some(source) => source_said(source)?,
+        None => library_said(e.chain().find_map(|c| c.downcast_ref())?)?,
     };
+    Some(match said {
+        Said::Then(hint) => format!("{line}{hint}"),
+        Said::Instead(text) => {
+            let own = e
+                .chain()
+                .find(|c| c.is::<initramfs_stream::Error>() || c.is::<SourceError>())
+                .map(|c| escape_controls(&c.to_string()))
+                .unwrap_or_default();
+            match line.find(&own) {
+                Some(at) if !own.is_empty() => {
+                    format!("{}{text}{}", &line[..at], &line[at + own.len()..])
+                }
+                _ => text,
+            }
+        }
+    })
+}
+
+use initramfs_stream::source::SourceError;
+
+fn source_said(source: &SourceError) -> Option<Said> {
+    use initramfs_stream::source::TransportKind;
     let hint = match source {
         SourceError::MemoryLimit { what, limit } => {
-            return anyhow::anyhow!(
+            return Some(Said::Instead(format!(
                 "{what}: the stream is larger than --memory-limit ({}, held compressed); \
                  raise it, or give the archive as a file",
                 initramfs_stream::human_bytes(*limit)
-            )
+            )))
         }
         SourceError::Transport {
             kind: TransportKind::NotTls,
@@ -255,46 +294,122 @@ fn with_flag_hint(e: anyhow::Error) -> anyhow::Error {
         } => "trust its CA with --ca-file, or skip verification with --insecure",
         SourceError::Auth(auth) => match &auth.tried {
             Some(tried) if tried.from.is_none() => "given with --username and --password-stdin",
-            Some(_) => return e,
+            Some(_) => return None,
             None => "give them with --username and --password-stdin",
         },
         SourceError::CaFile { .. } => "the file given with --ca-file",
         SourceError::HalfCredential => "--username and --password-stdin go together",
-        _ => return e,
+        _ => return None,
     };
-    anyhow::anyhow!("{} ({hint})", one_line(&e))
+    Some(Said::Then(format!(" ({hint})")))
+}
+
+fn library_said(error: &initramfs_stream::Error) -> Option<Said> {
+    use initramfs_stream::boot::{BootError, HostFile};
+    use initramfs_stream::index::IndexError;
+    use initramfs_stream::layer::LayerError;
+    use initramfs_stream::{human_bytes, Error, LimitError};
+    let flag = |what: &HostFile| match what {
+        HostFile::Init => "--init",
+        HostFile::Inject => "--inject",
+    };
+    let then = |hint: &str| Some(Said::Then(hint.to_string()));
+    let instead = |text: String| Some(Said::Instead(text));
+    match error {
+        Error::Layer(LayerError::TooManyEntries { .. }) => {
+            then("; raise --max-entries if the image is genuine")
+        }
+        Error::Index(IndexError::TooManyPaths(_)) => then("; raise --max-entries if it is genuine"),
+        Error::Layer(LayerError::TooLarge { .. }) => {
+            then("; raise --max-size if the image is genuine")
+        }
+        Error::Limit(LimitError::ArchiveSize { size, limit }) => instead(format!(
+            "the archive would be {size} bytes, over the --max-size bound of {limit} bytes"
+        )),
+        Error::Limit(LimitError::GuestMemory {
+            needed,
+            files,
+            initrd,
+            limit,
+        }) => instead(format!(
+            "the archive needs at least {} of guest memory to boot ({} of files unpacked, a {} \
+             initrd), over --guest-memory {}",
+            human_bytes(*needed),
+            human_bytes(*files),
+            human_bytes(*initrd),
+            human_bytes(*limit)
+        )),
+        Error::Limit(LimitError::CheckRounds { .. }) => then("; give --no-check"),
+        Error::Check(_) => then(" (--no-check writes the archive anyway)"),
+        Error::Boot(BootError::NoShell) => then(" (give --init FILE, or --no-init)"),
+        Error::Boot(BootError::BadInjectSpec(spec)) => instead(format!(
+            "invalid --inject {spec:?}: expected SRC:DST with an absolute DST"
+        )),
+        Error::Boot(BootError::Host { what, path, source }) => {
+            instead(format!("{} {}: {source}", flag(what), path.display()))
+        }
+        Error::Boot(BootError::InitNotAFile(path)) => {
+            instead(format!("--init {}: not a regular file", path.display()))
+        }
+        Error::Boot(BootError::UnsupportedFileType(path)) => instead(format!(
+            "--inject {}: not a regular file, directory or symlink",
+            path.display()
+        )),
+        _ => None,
+    }
 }
 
 /// The image source's error behind a failure, wherever it was wrapped: in
-/// the library's `Error`, or in an I/O error of a layer stream.
-fn source_error(e: &anyhow::Error) -> Option<&initramfs_stream::source::SourceError> {
-    use initramfs_stream::source::SourceError;
+/// the library's `Error`, in a layer's error, or in an I/O error of a
+/// layer stream (whose `source()` skips the error it wraps: step into it).
+fn source_error(e: &anyhow::Error) -> Option<&SourceError> {
     e.chain().find_map(|cause| {
         if let Some(initramfs_stream::Error::Source(s)) =
             cause.downcast_ref::<initramfs_stream::Error>()
         {
             return Some(s);
         }
-        if let Some(s) = cause.downcast_ref::<SourceError>() {
-            return Some(s);
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(cause);
+        while let Some(c) = inner {
+            if let Some(s) = c.downcast_ref::<SourceError>() {
+                return Some(s);
+            }
+            inner = match c
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+                None => c.source(),
+            };
         }
-        cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<SourceError>())
+        None
     })
 }
 
-/// The error chain on one line, outermost first, without repeats.
+/// The error chain on one line, outermost first, without repeats, and
+/// with no control character that could reach the terminal.
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
-        let s = cause.to_string().replace('\n', " ");
+        let s = escape_controls(&cause.to_string());
         if !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }
     }
     parts.join(": ")
+}
+
+/// Newlines as spaces, other control characters escaped.
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 async fn run_image(cli: &Cli) -> Result<()> {
@@ -318,10 +433,12 @@ async fn run_image(cli: &Cli) -> Result<()> {
         (None, false) if cli.sh_init => Some(InitChoice::Script),
         (None, false) => Some(InitChoice::Auto),
     };
-    let boot = init.map(|init| BootOptions {
-        init,
-        injects: cli.inject.clone(),
-        stop_timeout: Some(cli.stop_timeout),
+    let boot = init.map(|init| {
+        let mut boot = BootOptions::default();
+        boot.init = init;
+        boot.injects = cli.inject.clone();
+        boot.stop_timeout = Some(cli.stop_timeout);
+        boot
     });
     let epoch = source_date_epoch()?;
     let mtimes = match (cli.mtime, epoch) {
@@ -373,7 +490,7 @@ async fn convert(
             b.clear();
         }
         for w in prepared.warnings() {
-            eprintln!("initramfs-stream: warning: {w}");
+            eprintln!("initramfs-stream: warning: {}", warning(w));
         }
     }
     if cli.list {
@@ -424,6 +541,15 @@ async fn convert(
         eprintln!("initramfs-stream: {}", summary.line(elapsed));
     }
     Ok(())
+}
+
+/// A warning of the library, with the option that changes what it tells.
+fn warning(note: &initramfs_stream::boot::Note) -> String {
+    use initramfs_stream::boot::Note;
+    match note {
+        Note::ImageInit => format!("{note} (give --init FILE to use another)"),
+        _ => escape_controls(&note.to_string()),
+    }
 }
 
 /// `--list --json`: what the boot check found and the guest memory an
@@ -501,7 +627,6 @@ struct RegistryArgs {
 
 /// The image reference, with the registry options when it names a registry.
 fn image_reference(image: &str, args: &RegistryArgs) -> Result<ImageReference> {
-    use initramfs_stream::source::RegistryOptions;
     let mut reference = ImageReference::parse(image)?;
     reference.set_memory_limit(args.memory_limit);
     if let ImageReference::Registry { options, .. } = &mut reference {
@@ -514,14 +639,12 @@ fn image_reference(image: &str, args: &RegistryArgs) -> Result<ImageReference> {
         } else {
             None
         };
-        *options = RegistryOptions {
-            username: args.username.clone(),
-            password,
-            plain_http: args.plain_http,
-            insecure: args.insecure,
-            ca_file: args.ca_file.clone(),
-            memory_limit: args.memory_limit,
-        };
+        options.username = args.username.clone();
+        options.password = password;
+        options.plain_http = args.plain_http;
+        options.insecure = args.insecure;
+        options.ca_file = args.ca_file.clone();
+        options.memory_limit = args.memory_limit;
     }
     Ok(reference)
 }
@@ -543,7 +666,7 @@ mod tests {
         });
         assert!(limit.contains("larger than --memory-limit"), "{limit}");
         let auth = |from: Option<&str>| {
-            hinted(SourceError::Auth(AuthError {
+            hinted(SourceError::Auth(Box::new(AuthError {
                 host: "reg".into(),
                 tried: Some(Tried {
                     username: "u".into(),
@@ -551,7 +674,7 @@ mod tests {
                 }),
                 looked_in: Vec::new(),
                 reason: String::new(),
-            }))
+            })))
         };
         assert!(auth(None).contains("--password-stdin"), "{}", auth(None));
         // Credentials from a file: the file is named, no option is.
@@ -567,5 +690,134 @@ mod tests {
         // Errors no option helps with are left alone.
         let plain = hinted(SourceError::Image("no tag".into()));
         assert_eq!(plain, "no tag");
+    }
+
+    fn said(e: impl Into<initramfs_stream::Error>) -> String {
+        one_line(&with_flag_hint(e.into().into()))
+    }
+
+    #[test]
+    fn bounds_name_the_option_that_raises_them() {
+        use initramfs_stream::index::IndexError;
+        use initramfs_stream::layer::LayerError;
+        use initramfs_stream::LimitError;
+        assert_eq!(
+            said(LayerError::TooManyEntries {
+                layer: 0,
+                limit: 1000
+            }),
+            "layer 0: too many entries (more than 1000); raise --max-entries if the image is \
+             genuine"
+        );
+        assert_eq!(
+            said(IndexError::TooManyPaths(1000)),
+            "the image has more than 1000 paths; raise --max-entries if it is genuine"
+        );
+        assert_eq!(
+            said(LayerError::TooLarge {
+                layer: 2,
+                limit: 64 << 20
+            }),
+            "layer 2: decompresses to more than 67108864 bytes; raise --max-size if the image is \
+             genuine"
+        );
+        assert_eq!(
+            said(LimitError::ArchiveSize {
+                size: 5000,
+                limit: 4096
+            }),
+            "the archive would be 5000 bytes, over the --max-size bound of 4096 bytes"
+        );
+        let memory = said(LimitError::GuestMemory {
+            needed: 300 << 20,
+            files: 200 << 20,
+            initrd: 50 << 20,
+            limit: 256 << 20,
+        });
+        assert!(
+            memory.starts_with("the archive needs at least 300")
+                && memory.ends_with("over --guest-memory 256.0 MiB"),
+            "{memory}"
+        );
+        assert_eq!(
+            said(LimitError::CheckRounds { rounds: 32 }),
+            "the boot check did not settle in 32 rounds; give --no-check"
+        );
+    }
+
+    #[test]
+    fn host_files_are_named_by_their_option() {
+        use initramfs_stream::boot::{BootError, HostFile};
+        let missing = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let init = said(BootError::Host {
+            what: HostFile::Init,
+            path: "/x/init".into(),
+            source: missing(),
+        });
+        assert_eq!(init, format!("--init /x/init: {}", missing()));
+        let inject = said(BootError::Host {
+            what: HostFile::Inject,
+            path: "/x/agent".into(),
+            source: missing(),
+        });
+        assert_eq!(inject, format!("--inject /x/agent: {}", missing()));
+        assert_eq!(
+            said(BootError::InitNotAFile("/tmp".into())),
+            "--init /tmp: not a regular file"
+        );
+        assert_eq!(
+            said(BootError::UnsupportedFileType("/dev/null".into())),
+            "--inject /dev/null: not a regular file, directory or symlink"
+        );
+        assert_eq!(
+            said(BootError::BadInjectSpec("agent".into())),
+            "invalid --inject \"agent\": expected SRC:DST with an absolute DST"
+        );
+        assert_eq!(
+            said(BootError::NoShell),
+            "the generated /init needs /bin/sh, which the image lacks (give --init FILE, or \
+             --no-init)"
+        );
+        // Context around the error stays where it was.
+        let wrapped = anyhow::Error::from(initramfs_stream::Error::from(BootError::InitNotAFile(
+            "/tmp".into(),
+        )))
+        .context("preparing");
+        assert_eq!(
+            one_line(&with_flag_hint(wrapped)),
+            "preparing: --init /tmp: not a regular file"
+        );
+    }
+
+    #[test]
+    fn a_blob_error_inside_a_layer_error_gets_its_hint() {
+        use initramfs_stream::layer::LayerError;
+        let text = said(LayerError::Blob {
+            layer: 1,
+            source: SourceError::MemoryLimit {
+                what: "docker-archive:-".into(),
+                limit: 64 << 10,
+            },
+        });
+        assert!(
+            text.starts_with("docker-archive:-: the stream is larger than --memory-limit"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_image_init_note_names_the_option() {
+        use initramfs_stream::boot::Note;
+        assert_eq!(
+            warning(&Note::ImageInit),
+            "the image has its own /init: booting it (give --init FILE to use another)"
+        );
+        assert_eq!(warning(&Note::Text("as is".into())), "as is");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let e = anyhow::anyhow!("bad\x1b[31mname\nnext");
+        assert_eq!(one_line(&e), "bad\\u{1b}[31mname next");
     }
 }

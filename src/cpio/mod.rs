@@ -30,12 +30,19 @@ fn stored_name(name: &[u8]) -> &[u8] {
 
 /// File type bits of `mode`, as in `<sys/stat.h>`.
 pub mod mode {
+    /// The mask of the type bits.
     pub const S_IFMT: u32 = 0o170000;
+    /// A named pipe.
     pub const S_IFIFO: u32 = 0o010000;
+    /// A character device.
     pub const S_IFCHR: u32 = 0o020000;
+    /// A directory.
     pub const S_IFDIR: u32 = 0o040000;
+    /// A block device.
     pub const S_IFBLK: u32 = 0o060000;
+    /// A regular file.
     pub const S_IFREG: u32 = 0o100000;
+    /// A symbolic link; its data is the target.
     pub const S_IFLNK: u32 = 0o120000;
 }
 
@@ -44,32 +51,66 @@ pub mod mode {
 pub struct Record {
     /// Path inside the archive, without a leading `/`.
     pub name: Vec<u8>,
+    /// Inode number: records that share one (and are regular files with
+    /// `nlink` > 1) are hardlinks; the kernel links them as it unpacks.
     pub ino: u32,
     /// File type and permission bits.
     pub mode: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Number of names of the inode in the archive.
     pub nlink: u32,
+    /// Modification time, seconds since the epoch.
     pub mtime: u32,
+    /// Bytes of data that follow the name.
     pub filesize: u32,
+    /// Device major number, for character and block devices.
     pub rdev_major: u32,
+    /// Device minor number, for character and block devices.
     pub rdev_minor: u32,
 }
 
+/// What stops a record from being written. Paths in messages are escaped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CpioError {
+    /// The kernel skips entries whose name is longer than the limit.
     #[error("{path}: name is {len} bytes, the kernel skips names over {MAX_NAME_LEN}")]
-    NameTooLong { path: String, len: usize },
+    NameTooLong {
+        /// The entry, escaped for display.
+        path: String,
+        /// The name's length in bytes.
+        len: usize,
+    },
+    /// The kernel skips symlinks whose target is longer than the limit.
     #[error("{path}: symlink target is {len} bytes, the kernel skips targets over {MAX_NAME_LEN}")]
-    TargetTooLong { path: String, len: usize },
+    TargetTooLong {
+        /// The symlink, escaped for display.
+        path: String,
+        /// The target's length in bytes.
+        len: usize,
+    },
+    /// newc sizes are 32-bit.
     #[error("{path}: {size} bytes is too large for a newc archive (limit 4 GiB - 1)")]
-    FileTooLarge { path: String, size: u64 },
+    FileTooLarge {
+        /// The file, escaped for display.
+        path: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// The data did not match the record's `filesize`.
     #[error("{path}: data ended after {got} of {expected} bytes")]
     ShortData {
+        /// The entry, escaped for display.
         path: String,
+        /// Bytes there were.
         got: u64,
+        /// Bytes the record declares.
         expected: u64,
     },
+    /// The writer failed.
     #[error("writing archive: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -125,6 +166,34 @@ pub struct NewcWriter<W> {
 }
 
 impl<W: AsyncWrite + Unpin> NewcWriter<W> {
+    /// A writer that has written nothing yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use initramfs_stream::cpio::{mode, NewcWriter, Record};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let mut w = NewcWriter::new(Vec::new());
+    /// let hello = Record {
+    ///     name: b"hello".to_vec(),
+    ///     ino: 1,
+    ///     mode: mode::S_IFREG | 0o644,
+    ///     uid: 0,
+    ///     gid: 0,
+    ///     nlink: 1,
+    ///     mtime: 0,
+    ///     filesize: 3,
+    ///     rdev_major: 0,
+    ///     rdev_minor: 0,
+    /// };
+    /// w.write_record(&hello, b"hi\n").await?;
+    /// let archive = w.finish().await?;
+    /// assert!(archive.starts_with(b"070701"));
+    /// assert_eq!(archive.len() % 4, 0);
+    /// # Ok::<(), initramfs_stream::cpio::CpioError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn new(inner: W) -> Self {
         NewcWriter {
             inner,
@@ -140,8 +209,19 @@ impl<W: AsyncWrite + Unpin> NewcWriter<W> {
 
     /// Writes a record whose data is given in memory (symlink targets,
     /// generated files, empty files).
+    ///
+    /// # Errors
+    ///
+    /// [`CpioError::ShortData`] when `data` is not `filesize` bytes (nothing
+    /// is written then), [`CpioError::NameTooLong`] or the writer's error.
     pub async fn write_record(&mut self, record: &Record, data: &[u8]) -> Result<(), CpioError> {
-        debug_assert_eq!(record.filesize as usize, data.len());
+        if u64::from(record.filesize) != data.len() as u64 {
+            return Err(CpioError::ShortData {
+                path: crate::path::display(&record.name),
+                got: data.len() as u64,
+                expected: u64::from(record.filesize),
+            });
+        }
         self.write_header(record, stored_name(&record.name)).await?;
         self.inner.write_all(data).await?;
         self.written += data.len() as u64;
@@ -150,6 +230,11 @@ impl<W: AsyncWrite + Unpin> NewcWriter<W> {
 
     /// Writes a record whose `filesize` bytes of data come from `data`.
     /// Reading fewer bytes is an error; extra bytes are left unread.
+    ///
+    /// # Errors
+    ///
+    /// [`CpioError::ShortData`] when `data` ends early (the archive is then
+    /// unusable), [`CpioError::NameTooLong`], or a read or write error.
     pub async fn write_record_from<R: AsyncRead + Unpin>(
         &mut self,
         record: &Record,
@@ -172,6 +257,10 @@ impl<W: AsyncWrite + Unpin> NewcWriter<W> {
 
     /// Writes the trailer, flushes, and returns the writer. Only call this
     /// when everything before succeeded: a trailer marks a whole archive.
+    ///
+    /// # Errors
+    ///
+    /// The writer's error.
     pub async fn finish(mut self) -> Result<W, CpioError> {
         let trailer = Record {
             name: TRAILER.to_vec(),

@@ -58,7 +58,8 @@ pub enum IndexError {
         path: String,
         message: String,
     },
-    #[error("the image has more than {0} paths; raise --max-entries if it is genuine")]
+    /// More paths than the caller's bound.
+    #[error("the image has more than {0} paths")]
     TooManyPaths(usize),
 }
 

@@ -12,10 +12,15 @@ use crate::source::BlobReader;
 
 const READ_BUFFER: usize = 256 * 1024;
 
+/// How a layer's bytes are compressed, as their first bytes say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Compression {
+    /// A plain tar.
     None,
+    /// gzip, one or more members.
     Gzip,
+    /// zstd, one or more frames.
     Zstd,
 }
 
@@ -29,71 +34,122 @@ impl fmt::Display for Compression {
     }
 }
 
-/// Which stage an I/O error comes from, so that the message names the
-/// right culprit: the blob (missing, digest), the codec, or a bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stage {
-    /// Reading or verifying stored bytes; the message names the layer.
-    Blob,
-    /// Decompression.
-    Decode,
-    /// A bound on sizes (--max-size, metadata per entry).
-    Limit,
-    /// A tar entry the reader refuses; the message names the entry.
-    Entry,
-}
-
+/// Why a layer's byte stream failed, carried inside the `io::Error` that
+/// the codec and the tar reader pass along, so that the layer's error is
+/// chosen by type: the blob (missing, digest), the codec, a bound, or a
+/// named entry. Tar format errors of the reader itself carry no fault.
 #[derive(Debug)]
-pub(crate) struct StageError {
-    pub stage: Stage,
-    pub message: String,
+pub(crate) enum Fault {
+    /// Reading or verifying the stored bytes failed; the error is the
+    /// source's, usually a `SourceError` inside.
+    Blob(std::io::Error),
+    /// The codec refused the data.
+    Decode {
+        codec: Compression,
+        source: std::io::Error,
+    },
+    /// The tar, expanded, is larger than the bound on a layer.
+    TooLarge { limit: u64 },
+    /// One entry has more tar metadata than [`super::MAX_METADATA`].
+    Metadata,
+    /// An entry the reader refuses, by its raw name.
+    Entry { path: Vec<u8>, reason: String },
 }
 
-impl fmt::Display for StageError {
+impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self {
+            Fault::Blob(e) => write!(f, "{e}"),
+            Fault::Decode { codec, source } => {
+                write!(f, "corrupt or truncated {codec} data: {source}")
+            }
+            Fault::TooLarge { limit } => write!(f, "decompresses to more than {limit} bytes"),
+            Fault::Metadata => f.write_str(&super::metadata_message(super::MAX_METADATA)),
+            Fault::Entry { path, reason } => write!(f, "{}: {reason}", super::short(path)),
+        }
     }
 }
 
-impl std::error::Error for StageError {}
-
-pub(crate) fn stage_error(stage: Stage, message: String) -> std::io::Error {
-    std::io::Error::other(StageError { stage, message })
+impl std::error::Error for Fault {
+    /// The blob's own error (a `SourceError` when the source typed it), or
+    /// the codec's.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Fault::Blob(e) => Some(match e.get_ref() {
+                Some(inner) => inner as &(dyn std::error::Error + 'static),
+                None => e as &(dyn std::error::Error + 'static),
+            }),
+            Fault::Decode { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
-/// The stage an error was tagged with, if any.
-pub(crate) fn stage_of(e: &std::io::Error) -> Option<Stage> {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<StageError>())
-        .map(|s| s.stage)
+impl Fault {
+    /// As an I/O error, with the kind of the error it wraps.
+    pub(crate) fn into_io(self) -> std::io::Error {
+        let kind = match &self {
+            Fault::Blob(e) | Fault::Decode { source: e, .. } => e.kind(),
+            Fault::Entry { .. } | Fault::Metadata => std::io::ErrorKind::InvalidData,
+            Fault::TooLarge { .. } => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, self)
+    }
+
+    /// The fault inside `e`, or `e` itself when it carries none.
+    pub(crate) fn take(e: std::io::Error) -> Result<Fault, std::io::Error> {
+        take_inner::<Fault>(e)
+    }
 }
 
-/// Tags errors of `R` that carry no stage yet with `stage`.
-pub(crate) struct Tagged<R> {
-    pub inner: R,
-    pub stage: Stage,
+/// The error of type `T` that `e` wraps, or `e` unchanged.
+pub(crate) fn take_inner<T: std::error::Error + Send + Sync + 'static>(
+    e: std::io::Error,
+) -> Result<T, std::io::Error> {
+    if !e.get_ref().is_some_and(|inner| inner.is::<T>()) {
+        return Err(e);
+    }
+    let kind = e.kind();
+    match e.into_inner().map(|inner| inner.downcast::<T>()) {
+        Some(Ok(t)) => Ok(*t),
+        Some(Err(inner)) => Err(std::io::Error::new(kind, inner)),
+        None => Err(std::io::Error::from(kind)),
+    }
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for Tagged<R> {
+fn is_fault(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Fault>())
+}
+
+/// Marks errors of the stored bytes that carry no fault yet as the blob's.
+pub(crate) struct BlobErrors<R>(pub R);
+
+impl<R: AsyncRead + Unpin> AsyncRead for BlobErrors<R> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Err(e)) if stage_of(&e).is_none() => {
-                Poll::Ready(Err(stage_error(this.stage, e.to_string())))
-            }
+        match Pin::new(&mut self.get_mut().0).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if !is_fault(&e) => Poll::Ready(Err(Fault::Blob(e).into_io())),
             other => other,
         }
     }
 }
 
-type Source = BufReader<Tagged<BlobReader>>;
+type Source = BufReader<BlobErrors<BlobReader>>;
+
+/// Why a blob could not be opened for decompression.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// The first read of the blob failed.
+    Read(std::io::Error),
+    /// A compression recognised but not read, by name.
+    Unsupported(&'static str),
+}
 
 /// A blob's decompressed bytes.
-pub struct Decompressor(Codec);
+pub(crate) struct Decompressor(Codec);
 
 enum Codec {
     None(Source),
@@ -102,13 +158,11 @@ enum Codec {
 }
 
 impl Decompressor {
-    pub async fn new(blob: BlobReader) -> Result<Decompressor, String> {
-        let blob = Tagged {
-            inner: blob,
-            stage: Stage::Blob,
-        };
-        let mut reader = BufReader::with_capacity(READ_BUFFER, blob);
-        let head = reader.fill_buf().await.map_err(|e| e.to_string())?;
+    /// Fails with the blob's error, or with the name of a compression
+    /// this crate does not read.
+    pub async fn new(blob: BlobReader) -> Result<Decompressor, OpenError> {
+        let mut reader = BufReader::with_capacity(READ_BUFFER, BlobErrors(blob));
+        let head = reader.fill_buf().await.map_err(OpenError::Read)?;
         Ok(Decompressor(match head {
             [0x1f, 0x8b, ..] => {
                 let mut d = GzipDecoder::new(reader);
@@ -123,16 +177,13 @@ impl Decompressor {
                 d.multiple_members(true);
                 Codec::Zstd(Box::new(d))
             }
-            [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
-                return Err("xz-compressed layers are not supported".into())
-            }
-            [b'B', b'Z', b'h', ..] => {
-                return Err("bzip2-compressed layers are not supported".into())
-            }
+            [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => return Err(OpenError::Unsupported("xz")),
+            [b'B', b'Z', b'h', ..] => return Err(OpenError::Unsupported("bzip2")),
             _ => Codec::None(reader),
         }))
     }
 
+    /// The compression the bytes start as.
     pub fn compression(&self) -> Compression {
         match self.0 {
             Codec::None(_) => Compression::None,
@@ -158,10 +209,11 @@ impl AsyncRead for Decompressor {
         match poll {
             // The codec's own errors say what broke, not that it was the
             // compressed data: name the format.
-            Poll::Ready(Err(e)) if stage_of(&e).is_none() => Poll::Ready(Err(stage_error(
-                Stage::Decode,
-                format!("corrupt or truncated {compression} data: {e}"),
-            ))),
+            Poll::Ready(Err(e)) if !is_fault(&e) => Poll::Ready(Err(Fault::Decode {
+                codec: compression,
+                source: e,
+            }
+            .into_io())),
             other => other,
         }
     }

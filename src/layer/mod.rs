@@ -7,6 +7,13 @@
 //! [`LayerEntry`] per tar entry, numbered by its ordinal in the layer. The
 //! content pass reopens the blob with [`LayerReader`] and finds bodies again
 //! by the same ordinals.
+//!
+//! Failures are [`LayerError`]s, told apart by type, never by message
+//! text: the codec and the tar reader pass errors along as `io::Error`s,
+//! and a `Fault` inside one says whose it is (the blob's, with the
+//! source's own error kept; the codec's; a bound's; an entry's). An error
+//! with no fault is the tar reader's: truncation by its `ErrorKind`, else
+//! a format error after the last entry read.
 
 mod decompress;
 mod normalize;
@@ -14,20 +21,25 @@ mod normalize;
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-pub use decompress::{Compression, Decompressor};
+pub use decompress::Compression;
+pub(crate) use decompress::{Decompressor, OpenError};
 
-use decompress::{Stage, Tagged};
+use decompress::{BlobErrors, Fault};
 
 use crate::fs::{Kind, Meta};
-use crate::source::{BlobReader, Digest, VerifyingReader};
+use crate::source::{drain_to_eof, BlobReader, Digest, SourceError, VerifyingReader};
 
 /// One tar entry's header: its raw path (not yet normalised), kind and
 /// metadata, and its ordinal within the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerEntry {
+    /// The name as the tar stores it (the index normalises it).
     pub path: Vec<u8>,
+    /// What it is; a hardlink names its target.
     pub kind: Kind,
+    /// Permission bits, owner and time.
     pub meta: Meta,
+    /// Its position among the layer's entries, from 0.
     pub ordinal: u32,
 }
 
@@ -35,62 +47,228 @@ pub struct LayerEntry {
 /// `LIBARCHIVE.xattr.` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryXattr {
+    /// The [`LayerEntry::ordinal`] of the entry that carries it.
     pub ordinal: u32,
+    /// The attribute's name (`security.capability`), as bytes.
     pub name: Vec<u8>,
+    /// Its value, as bytes.
     pub value: Vec<u8>,
 }
 
 /// The headers of one layer.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct LayerHeaders {
+    /// Every entry, in tar order.
     pub entries: Vec<LayerEntry>,
     /// Extended attributes, by the ordinal of the entry that carries them
     /// (newc cannot store them; the boot stage can apply them in the guest).
     pub xattrs: Vec<EntryXattr>,
+    /// The compression the bytes turned out to have.
     pub compression: Option<Compression>,
     /// Bodies of the regular files named in [`ScanLimits::capture`], by ordinal.
     pub captured: Vec<(u32, Vec<u8>)>,
 }
 
+/// A failure to read a layer, by culprit. Every message names the layer
+/// (a blob's error names it, or its blob, itself); bytes of the image are
+/// escaped. Messages name problems, not options: a front end maps the
+/// bounds to its own.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayerError {
-    #[error("layer {layer}: {message}")]
-    Malformed { layer: usize, message: String },
-    /// The layer's stored bytes could not be read or verified; the message
-    /// names the layer and blob itself.
-    #[error("{0}")]
-    Blob(String),
-    #[error("layer {layer}: too many entries (more than {limit}); raise --max-entries if the image is genuine")]
-    TooManyEntries { layer: usize, limit: usize },
+    /// The layer's stored bytes could not be read or verified: a download
+    /// that failed, a digest that does not match, a memory bound.
+    #[error("{source}")]
+    Blob {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The source's own error, which names the layer or its blob.
+        #[source]
+        source: SourceError,
+    },
+    /// The bytes start as a compression this crate does not read.
+    #[error("layer {layer}: {format}-compressed layers are not supported")]
+    UnsupportedCompression {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The compression's name.
+        format: &'static str,
+    },
+    /// The media type names a compression, and the bytes are neither that,
+    /// nor another one, nor a tar archive.
+    #[error(
+        "layer {layer}: the media type says {declared}, but the data is neither gzip nor zstd, \
+         nor a tar archive"
+    )]
+    NotDeclared {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The compression the media type names.
+        declared: Compression,
+    },
+    /// The codec refused the data.
+    #[error("layer {layer}: corrupt or truncated {codec} data: {source}")]
+    Decode {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The compression the bytes start as.
+        codec: Compression,
+        /// The codec's error, its kind kept.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tar data ends inside a header or an entry, after the entry
+    /// `after` (a raw name) or before the first one.
+    #[error(
+        "layer {layer}: tar data ends early {} (truncated layer?): {}",
+        at(after.as_deref()),
+        sanitize(&source.to_string())
+    )]
+    Truncated {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The raw name of the last entry read, if any.
+        after: Option<Vec<u8>>,
+        /// The tar reader's error, its kind kept.
+        source: std::io::Error,
+    },
+    /// The tar format is broken after the entry `after` (a raw name), or
+    /// before the first one.
+    #[error(
+        "layer {layer}: invalid tar {}: {}",
+        at(after.as_deref()),
+        sanitize(&source.to_string())
+    )]
+    Tar {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The raw name of the last entry read, if any.
+        after: Option<Vec<u8>>,
+        /// The tar reader's error, its kind kept.
+        source: std::io::Error,
+    },
+    /// An entry, by its raw name, that the reader refuses.
+    #[error("layer {layer}: {}: {reason}", short(path))]
+    Entry {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The entry's raw name.
+        path: Vec<u8>,
+        /// What is wrong with it, image bytes escaped.
+        reason: String,
+    },
+    /// More entries than the caller's bound.
+    #[error("layer {layer}: too many entries (more than {limit})")]
+    TooManyEntries {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The bound on entries per layer.
+        limit: usize,
+    },
+    /// More entries than ordinals can number.
+    #[error("layer {layer}: more than 2^32 entries")]
+    OrdinalOverflow {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+    },
+    /// The tar, expanded, is larger than the caller's bound on a layer.
+    #[error("layer {layer}: decompresses to more than {limit} bytes")]
+    TooLarge {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The bound, in bytes.
+        limit: u64,
+    },
+    /// One entry has more tar metadata than [`MAX_METADATA`].
+    #[error("layer {layer}: {}", metadata_message(*limit))]
+    Metadata {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The bound, in bytes.
+        limit: u64,
+    },
+    /// The second read of a layer does not hold what the first one did.
+    #[error("layer {layer}: {what}")]
+    Reread {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// What differs.
+        what: String,
+    },
+    /// A broken assumption of this crate, not of the image.
+    #[error("layer {layer}: internal error: {what}")]
+    Internal {
+        /// The layer's number in the image, from 0 at the bottom.
+        layer: usize,
+        /// The assumption that broke.
+        what: &'static str,
+    },
 }
 
-fn malformed(layer: usize, message: impl std::fmt::Display) -> LayerError {
-    LayerError::Malformed {
-        layer,
-        message: message.to_string(),
+/// Where a tar stream broke: after the entry named, or before the first.
+fn at(after: Option<&[u8]>) -> String {
+    match after {
+        Some(p) => format!("after the entry {}", short(p)),
+        None => "at its first entry".to_string(),
     }
 }
 
-/// An error of the tar stream, named by where it broke: the blob, the
-/// decompression, a bound, or the tar format after the entry `after`.
+fn metadata_message(limit: u64) -> String {
+    format!(
+        "an entry has more than {limit} bytes of tar metadata \
+         (PAX records, GNU long names or sparse maps)"
+    )
+}
+
+/// The source's error behind a blob's I/O error; an error the source did
+/// not type is named by the layer.
+fn blob_error(layer: usize, e: std::io::Error) -> LayerError {
+    let source = match decompress::take_inner::<SourceError>(e) {
+        Ok(source) => source,
+        Err(e) => SourceError::io(format_args!("layer {layer}"), e),
+    };
+    LayerError::Blob { layer, source }
+}
+
+/// An error of the tar stream, by its culprit: the blob, the codec, a
+/// bound, an entry, or the tar format after the entry `after`.
 fn stream_error(layer: usize, e: std::io::Error, after: Option<&[u8]>) -> LayerError {
-    let what = sanitize(&e.to_string());
-    match decompress::stage_of(&e) {
-        Some(Stage::Blob) => LayerError::Blob(what),
-        Some(Stage::Decode | Stage::Limit | Stage::Entry) => malformed(layer, what),
-        None => {
-            let at = match after {
-                Some(p) => format!("after the entry {}", short(p)),
-                None => "at its first entry".to_string(),
-            };
-            if e.kind() == std::io::ErrorKind::UnexpectedEof || what.contains("unexpected EOF") {
-                malformed(
+    let e = match Fault::take(e) {
+        Ok(fault) => {
+            return match fault {
+                Fault::Blob(e) => blob_error(layer, e),
+                Fault::Decode { codec, source } => LayerError::Decode {
                     layer,
-                    format!("tar data ends early {at} (truncated layer?): {what}"),
-                )
-            } else {
-                malformed(layer, format!("invalid tar {at}: {what}"))
+                    codec,
+                    source,
+                },
+                Fault::TooLarge { limit } => LayerError::TooLarge { layer, limit },
+                Fault::Metadata => LayerError::Metadata {
+                    layer,
+                    limit: MAX_METADATA,
+                },
+                Fault::Entry { path, reason } => LayerError::Entry {
+                    layer,
+                    path,
+                    reason,
+                },
             }
+        }
+        Err(e) => e,
+    };
+    let after = after.map(<[u8]>::to_vec);
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        LayerError::Truncated {
+            layer,
+            after,
+            source: e,
+        }
+    } else {
+        LayerError::Tar {
+            layer,
+            after,
+            source: e,
         }
     }
 }
@@ -136,6 +314,7 @@ pub const MAX_METADATA: u64 = 1 << 20;
 /// Bounds on what one layer may contain, and which small files to keep.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanLimits {
+    /// Entries a layer may hold.
     pub max_entries: usize,
     /// Bytes of uncompressed tar a layer may hold (compression bombs stop here).
     pub max_tar_bytes: u64,
@@ -143,6 +322,7 @@ pub struct ScanLimits {
     /// [`LayerHeaders::captured`]; the boot stage reads /etc/passwd this way
     /// without a third pass over the layers.
     pub capture: &'static [&'static [u8]],
+    /// Bytes kept of each captured body at most.
     pub capture_limit: u64,
     /// The compression the layer's media type names, for the message when
     /// the bytes are neither that nor anything else readable.
@@ -165,37 +345,69 @@ impl ScanLimits {
 
 /// A layer's decompressed tar stream, checked against the layer's diff_id
 /// when one is given.
-pub type TarStream = Box<dyn AsyncRead + Send + Unpin>;
+pub(crate) type TarStream = Box<dyn AsyncRead + Send + Unpin>;
 
 /// Opens the tar inside a blob, detecting its compression from the bytes,
 /// and reads it as Go's archive/tar does (see `normalize`); `limit` bounds
 /// the bytes of tar read and of (expanded) tar returned.
-pub async fn open_tar(
+pub(crate) async fn open_tar(
     blob: BlobReader,
     layer: usize,
     diff_id: Option<&Digest>,
     limit: u64,
 ) -> Result<(TarStream, Compression), LayerError> {
-    let decompressor = Decompressor::new(blob)
-        .await
-        .map_err(|e| malformed(layer, e))?;
+    let decompressor = Decompressor::new(blob).await.map_err(|e| match e {
+        OpenError::Read(e) => stream_error(layer, e, None),
+        OpenError::Unsupported(format) => LayerError::UnsupportedCompression { layer, format },
+    })?;
     let compression = decompressor.compression();
     let stream: TarStream = match diff_id {
-        Some(d) => Box::new(Tagged {
-            inner: VerifyingReader::new(
-                decompressor,
-                d.clone(),
-                format!("layer {layer} (diff_id {d})"),
-            ),
-            stage: Stage::Blob,
-        }),
+        Some(d) => Box::new(BlobErrors(VerifyingReader::new(
+            decompressor,
+            d.clone(),
+            format!("layer {layer} (diff_id {d})"),
+        ))),
         None => Box::new(decompressor),
     };
     Ok((normalize::normalize(stream, limit), compression))
 }
 
 /// Reads all headers of a layer. The stream is read to its end so that
-/// digest checks run over every byte.
+/// digest checks run over every byte. `layer` numbers the layer in
+/// messages; `diff_id`, when given, is checked against the tar's bytes.
+///
+/// # Errors
+///
+/// A [`LayerError`] naming the culprit: the blob (its source error kept),
+/// the codec, a bound of `limits`, an entry, or the tar format.
+///
+/// # Examples
+///
+/// ```
+/// use initramfs_stream::fs::Kind;
+/// use initramfs_stream::layer::{scan_layer, ScanLimits};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let mut tar = tokio_tar::Builder::new(Vec::new());
+/// let mut header = tokio_tar::Header::new_ustar();
+/// header.set_size(3);
+/// tar.append_data(&mut header, "etc/hostname", &b"vm\n"[..]).await?;
+/// let tar = tar.into_inner().await?;
+///
+/// let limits = ScanLimits {
+///     max_entries: 1000,
+///     max_tar_bytes: 1 << 20,
+///     capture: &[b"/etc/hostname"],
+///     capture_limit: 4096,
+///     declared: None,
+/// };
+/// let headers = scan_layer(Box::new(std::io::Cursor::new(tar)), 0, None, limits).await?;
+/// assert_eq!(headers.entries[0].path, b"etc/hostname");
+/// assert_eq!(headers.entries[0].kind, Kind::File { size: 3 });
+/// assert_eq!(headers.captured, [(0, b"vm\n".to_vec())]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub async fn scan_layer(
     blob: BlobReader,
     layer: usize,
@@ -216,10 +428,9 @@ pub async fn scan_layer(
         let mut last: Option<Vec<u8>> = None;
         while let Some(entry) = entries.next().await {
             let mut entry = entry.map_err(|e| match limits.declared {
-                Some(d) if compression == Compression::None && ordinal == 0 => malformed(
-                    layer,
-                    format!("the media type says {d}, but the data is neither gzip nor zstd, nor a tar archive"),
-                ),
+                Some(declared) if compression == Compression::None && ordinal == 0 => {
+                    LayerError::NotDeclared { layer, declared }
+                }
                 _ => stream_error(layer, e, last.as_deref()),
             })?;
             if headers.entries.len() >= limits.max_entries {
@@ -228,7 +439,8 @@ pub async fn scan_layer(
                     limit: limits.max_entries,
                 });
             }
-            if let Some(e) = read_header(&mut entry, ordinal, layer, &mut headers.xattrs).await? {
+            let header = read_header(&mut entry, ordinal, layer, last.as_deref()).await?;
+            if let Some((e, xattrs)) = header {
                 if let Kind::File { size } = e.kind {
                     if size <= limits.capture_limit && is_captured(&e.path, limits.capture) {
                         let body = read_body(&mut entry, limits.capture_limit)
@@ -239,17 +451,19 @@ pub async fn scan_layer(
                 }
                 last = Some(e.path.clone());
                 headers.entries.push(e);
+                headers.xattrs.extend(xattrs);
             }
             ordinal = ordinal
                 .checked_add(1)
-                .ok_or_else(|| malformed(layer, "more than 2^32 entries"))?;
+                .ok_or(LayerError::OrdinalOverflow { layer })?;
         }
     }
-    let mut rest = archive
-        .into_inner()
-        .map_err(|_| malformed(layer, "tar reader still in use"))?;
+    let mut rest = archive.into_inner().map_err(|_| LayerError::Internal {
+        layer,
+        what: "tar reader still in use",
+    })?;
     // Trailing zero blocks and any padding count towards the digest.
-    tokio::io::copy(&mut rest, &mut tokio::io::sink())
+    drain_to_eof(&mut rest)
         .await
         .map_err(|e| stream_error(layer, e, None))?;
     Ok(headers)
@@ -280,44 +494,85 @@ fn id32(what: &str, v: u64) -> Result<u32, String> {
     u32::try_from(v).map_err(|_| format!("{what} {v} does not fit in 32 bits"))
 }
 
+/// One entry's header as a [`LayerEntry`] and the extended attributes its
+/// PAX records carry; `None` for a global PAX header, which is no file.
+/// `after` is the entry before, for an error of the tar format.
 async fn read_header(
     entry: &mut TarEntry,
     ordinal: u32,
     layer: usize,
-    xattrs: &mut Vec<EntryXattr>,
-) -> Result<Option<LayerEntry>, LayerError> {
+    after: Option<&[u8]>,
+) -> Result<Option<(LayerEntry, Vec<EntryXattr>)>, LayerError> {
     let raw_path = entry
         .path_bytes()
-        .map_err(|e| malformed(layer, format!("entry {ordinal}: path: {e}")))?
+        .map_err(|e| stream_error(layer, e, after))?
         .into_owned();
-    let fail = |message: String| malformed(layer, format!("{}: {message}", short(&raw_path)));
-    let bad = |what: &str, e: std::io::Error| fail(format!("{what}: {e}"));
-    if raw_path.contains(&0) {
-        return Err(fail("name contains a NUL byte".into()));
+    let fail = |reason: String| LayerError::Entry {
+        layer,
+        path: raw_path.clone(),
+        reason,
+    };
+    let path = entry_name(&raw_path).map_err(fail)?;
+    let mut meta = ustar_meta(entry.header()).map_err(fail)?;
+    let Some(kind) = entry_kind(entry).map_err(fail)? else {
+        return Ok(None);
+    };
+    // umoci refuses to change the root's type; dropping the entry would
+    // lose it silently.
+    if path.is_empty() && kind != Kind::Dir {
+        return Err(fail("only a directory can stand at the root".into()));
     }
-    // Stored normalised: the index reads components only, and a raw name
-    // of `a/../` repeated could be any length.
-    let path = crate::path::join(&crate::path::components(&raw_path));
-    check_name("name", &path).map_err(fail)?;
+    let xattrs = apply_pax(entry, ordinal, &mut meta).await.map_err(fail)?;
+    let entry = LayerEntry {
+        path,
+        kind,
+        meta,
+        ordinal,
+    };
+    Ok(Some((entry, xattrs)))
+}
+
+/// "what: error", the reason for a header field that cannot be read.
+fn field(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// The entry's name, normalised, as the index stores it: the index reads
+/// components only, and a raw name of `a/../` repeated could be any length.
+fn entry_name(raw_path: &[u8]) -> Result<Vec<u8>, String> {
+    if raw_path.contains(&0) {
+        return Err("name contains a NUL byte".into());
+    }
+    let path = crate::path::join(&crate::path::components(raw_path));
+    check_name("name", &path)?;
+    Ok(path)
+}
+
+/// Mode, ids and time from the ustar fields; PAX records may override them.
+fn ustar_meta(header: &tokio_tar::Header) -> Result<Meta, String> {
+    Ok(Meta {
+        mode: header.mode().map_err(field("mode"))? & 0o7777,
+        uid: id32("uid", header.uid().map_err(field("uid"))?)?,
+        gid: id32("gid", header.gid().map_err(field("gid"))?)?,
+        mtime: header.mtime().map_err(field("mtime"))?,
+    })
+}
+
+/// What the entry is; `None` for a global PAX header.
+fn entry_kind(entry: &TarEntry) -> Result<Option<Kind>, String> {
     let header = entry.header();
     let kind_byte = header.entry_type();
-    let mut meta = Meta {
-        mode: header.mode().map_err(|e| bad("mode", e))? & 0o7777,
-        uid: id32("uid", header.uid().map_err(|e| bad("uid", e))?).map_err(fail)?,
-        gid: id32("gid", header.gid().map_err(|e| bad("gid", e))?).map_err(fail)?,
-        mtime: header.mtime().map_err(|e| bad("mtime", e))?,
-    };
-    let link_target = || -> Result<Vec<u8>, LayerError> {
+    let link_target = || -> Result<Vec<u8>, String> {
         let target = entry
             .link_name_bytes()
-            .map_err(|e| bad("link name", e))?
+            .map_err(field("link name"))?
             .map(|c| c.into_owned())
-            .ok_or_else(|| fail("link without a target".into()))?;
-        check_name("link target", &target).map_err(fail)?;
+            .ok_or_else(|| "link without a target".to_string())?;
+        check_name("link target", &target)?;
         Ok(target)
     };
     use tokio_tar::EntryType as T;
-    let kind = match kind_byte {
+    Ok(Some(match kind_byte {
         T::Regular | T::Continuous | T::GNUSparse => Kind::File {
             size: entry.effective_size(),
         },
@@ -331,11 +586,11 @@ async fn read_header(
         T::Char | T::Block => {
             let major = header
                 .device_major()
-                .map_err(|e| bad("device major", e))?
+                .map_err(field("device major"))?
                 .unwrap_or(0);
             let minor = header
                 .device_minor()
-                .map_err(|e| bad("device minor", e))?
+                .map_err(field("device minor"))?
                 .unwrap_or(0);
             if kind_byte == T::Char {
                 Kind::CharDevice { major, minor }
@@ -349,80 +604,82 @@ async fn read_header(
         // GNU tar extracts unknown types as files, umoci refuses them: a
         // file list that depends on the reader is refused.
         other => {
-            return Err(fail(format!(
+            return Err(format!(
                 "unsupported tar entry type '{}'",
                 std::ascii::escape_default(other.as_byte())
-            )))
+            ))
         }
-    };
-
-    // umoci refuses to change the root's type; dropping the entry would
-    // lose it silently.
-    if path.is_empty() && kind != Kind::Dir {
-        return Err(fail("only a directory can stand at the root".into()));
-    }
-
-    // PAX records override the ustar fields they name (large ids, precise
-    // times) and carry xattrs.
-    if let Some(pax) = entry.pax_extensions().await.map_err(|e| bad("pax", e))? {
-        for ext in pax {
-            let ext = ext.map_err(|e| bad("pax record", e))?;
-            let key = ext.key_bytes();
-            let value = ext.value_bytes();
-            let number = || {
-                std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| v.split('.').next())
-                    .and_then(|v| v.parse::<u64>().ok())
-            };
-            match key {
-                b"uid" => {
-                    if let Some(v) = number() {
-                        meta.uid = id32("pax uid", v).map_err(fail)?;
-                    }
-                }
-                b"gid" => {
-                    if let Some(v) = number() {
-                        meta.gid = id32("pax gid", v).map_err(fail)?;
-                    }
-                }
-                b"mtime" => meta.mtime = number().unwrap_or(meta.mtime),
-                k if k.starts_with(b"SCHILY.xattr.") => xattrs.push(EntryXattr {
-                    ordinal,
-                    name: k[13..].to_vec(),
-                    value: value.to_vec(),
-                }),
-                // libarchive percent-encodes the name and base64-encodes the value.
-                k if k.starts_with(b"LIBARCHIVE.xattr.") => {
-                    use base64::Engine as _;
-                    let v = value.trim_ascii_end();
-                    let unpadded = &v[..v.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1)];
-                    let value = base64::engine::general_purpose::STANDARD_NO_PAD
-                        .decode(unpadded)
-                        .map_err(|e| fail(format!("LIBARCHIVE.xattr value: {e}")))?;
-                    let name = percent_decode(&k[17..]);
-                    if name.contains(&0) {
-                        return Err(fail(format!(
-                            "xattr name {} contains a NUL byte",
-                            crate::path::escape(&name)
-                        )));
-                    }
-                    xattrs.push(EntryXattr {
-                        ordinal,
-                        name,
-                        value,
-                    })
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(Some(LayerEntry {
-        path,
-        kind,
-        meta,
-        ordinal,
     }))
+}
+
+/// Applies the PAX records that override ustar fields (large ids, precise
+/// times) to `meta`, and returns the xattrs they carry.
+async fn apply_pax(
+    entry: &mut TarEntry,
+    ordinal: u32,
+    meta: &mut Meta,
+) -> Result<Vec<EntryXattr>, String> {
+    let mut xattrs = Vec::new();
+    let Some(pax) = entry.pax_extensions().await.map_err(field("pax"))? else {
+        return Ok(xattrs);
+    };
+    for ext in pax {
+        let ext = ext.map_err(field("pax record"))?;
+        let key = ext.key_bytes();
+        let value = ext.value_bytes();
+        let number = || {
+            std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.split('.').next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        match key {
+            b"uid" => {
+                if let Some(v) = number() {
+                    meta.uid = id32("pax uid", v)?;
+                }
+            }
+            b"gid" => {
+                if let Some(v) = number() {
+                    meta.gid = id32("pax gid", v)?;
+                }
+            }
+            b"mtime" => meta.mtime = number().unwrap_or(meta.mtime),
+            k if k.starts_with(b"SCHILY.xattr.") => xattrs.push(EntryXattr {
+                ordinal,
+                name: k[13..].to_vec(),
+                value: value.to_vec(),
+            }),
+            // libarchive percent-encodes the name and base64-encodes the value.
+            k if k.starts_with(b"LIBARCHIVE.xattr.") => {
+                xattrs.push(libarchive_xattr(ordinal, &k[17..], value)?)
+            }
+            _ => {}
+        }
+    }
+    Ok(xattrs)
+}
+
+/// A `LIBARCHIVE.xattr.` record: the name percent-encoded, the value base64.
+fn libarchive_xattr(ordinal: u32, name: &[u8], value: &[u8]) -> Result<EntryXattr, String> {
+    use base64::Engine as _;
+    let v = value.trim_ascii_end();
+    let unpadded = &v[..v.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1)];
+    let value = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(unpadded)
+        .map_err(|e| format!("LIBARCHIVE.xattr value: {e}"))?;
+    let name = percent_decode(name);
+    if name.contains(&0) {
+        return Err(format!(
+            "xattr name {} contains a NUL byte",
+            crate::path::escape(&name)
+        ));
+    }
+    Ok(EntryXattr {
+        ordinal,
+        name,
+        value,
+    })
 }
 
 /// `%XX` escapes decoded; anything else kept as is.
@@ -456,6 +713,12 @@ pub struct LayerReader {
 }
 
 impl LayerReader {
+    /// Opens a layer's blob again for the content pass.
+    ///
+    /// # Errors
+    ///
+    /// The blob's error, or a [`LayerError`] for a compression it cannot
+    /// read.
     pub async fn open(
         blob: BlobReader,
         layer: usize,
@@ -476,17 +739,21 @@ impl LayerReader {
 
     /// Skips to the entry with this ordinal and returns it as a reader of its
     /// body. Ordinals must be asked for in increasing order.
+    ///
+    /// # Errors
+    ///
+    /// [`LayerError::Reread`] when the layer holds fewer entries than on
+    /// the first read, [`LayerError::Internal`] for an ordinal asked for out
+    /// of order, or the stream's error.
     pub async fn body(&mut self, ordinal: u32) -> Result<TarEntry, LayerError> {
         loop {
             let entry = self
                 .entries
                 .next()
                 .await
-                .ok_or_else(|| {
-                    malformed(
-                        self.layer,
-                        format!("entry {ordinal} vanished on the second read"),
-                    )
+                .ok_or_else(|| LayerError::Reread {
+                    layer: self.layer,
+                    what: format!("entry {ordinal} vanished on the second read"),
                 })?
                 .map_err(|e| stream_error(self.layer, e, None))?;
             let this = self.next_ordinal;
@@ -495,12 +762,19 @@ impl LayerReader {
                 return Ok(entry);
             }
             if this > ordinal {
-                return Err(malformed(self.layer, "entries requested out of order"));
+                return Err(LayerError::Internal {
+                    layer: self.layer,
+                    what: "entries requested out of order",
+                });
             }
         }
     }
 
     /// Reads the rest of the layer so digest checks see every byte.
+    ///
+    /// # Errors
+    ///
+    /// The stream's error, a digest mismatch among them.
     pub async fn finish(self) -> Result<(), LayerError> {
         let LayerReader {
             layer,
@@ -512,13 +786,19 @@ impl LayerReader {
             entry.map_err(|e| stream_error(layer, e, None))?;
         }
         drop(entries);
-        let mut rest = archive
-            .into_inner()
-            .map_err(|_| malformed(layer, "tar reader still in use"))?;
-        tokio::io::copy(&mut rest, &mut tokio::io::sink())
+        let mut rest = archive.into_inner().map_err(|_| LayerError::Internal {
+            layer,
+            what: "tar reader still in use",
+        })?;
+        drain_to_eof(&mut rest)
             .await
             .map_err(|e| stream_error(layer, e, None))?;
         Ok(())
+    }
+
+    /// An error of reading a body this reader returned, as the layer's.
+    pub fn read_error(&self, e: std::io::Error) -> LayerError {
+        stream_error(self.layer, e, None)
     }
 }
 
@@ -663,6 +943,127 @@ mod tests {
         let h = scan(tar).await.unwrap();
         assert_eq!(names(&h), [&b"kept"[..]]);
         assert_eq!(h.entries[0].ordinal, 0);
+    }
+
+    /// A blob that yields `data`, then fails with `error`.
+    fn failing_blob(data: Vec<u8>, error: SourceError) -> BlobReader {
+        let fail = futures::stream::iter([Err(error.into_io())]);
+        let ok = futures::stream::iter([Ok(bytes::Bytes::from(data))]);
+        Box::new(tokio_util::io::StreamReader::new(ok.chain(fail)))
+    }
+
+    #[tokio::test]
+    async fn a_blob_failing_midway_keeps_the_source_error() {
+        let mut tar = block(b"a", 0, b'0');
+        tar.extend(block(b"b", 0, b'0'));
+        let blob = failing_blob(
+            tar,
+            SourceError::MemoryLimit {
+                what: "docker-archive:-".into(),
+                limit: 1024,
+            },
+        );
+        let err = scan_layer(blob, 3, None, LIMITS).await.unwrap_err();
+        match &err {
+            LayerError::Blob { layer: 3, source } => assert!(
+                matches!(source, SourceError::MemoryLimit { limit: 1024, .. }),
+                "{source:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // The source error stays reachable for front ends.
+        let source = std::error::Error::source(&err).unwrap();
+        assert!(source.is::<SourceError>(), "{source:?}");
+    }
+
+    #[tokio::test]
+    async fn a_diff_id_mismatch_is_the_blob_s_digest_error() {
+        let mut tar = block(b"a", 0, b'0');
+        tar.extend([0u8; 1024]);
+        let wrong = Digest::of(b"other");
+        let blob: BlobReader = Box::new(std::io::Cursor::new(tar));
+        let err = scan_layer(blob, 1, Some(&wrong), LIMITS).await.unwrap_err();
+        match &err {
+            LayerError::Blob { source, .. } => {
+                assert!(matches!(source, SourceError::Digest { .. }), "{source:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("layer 1 (diff_id"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bounds_and_codecs_are_variants_with_their_numbers() {
+        let mut tar = block(b"big", 8192, b'0');
+        tar.resize(tar.len() + 8192, 7);
+        tar.extend([0u8; 1024]);
+        let limits = ScanLimits {
+            max_tar_bytes: 4096,
+            ..LIMITS
+        };
+        let blob: BlobReader = Box::new(std::io::Cursor::new(tar.clone()));
+        let err = scan_layer(blob, 0, None, limits).await.unwrap_err();
+        assert!(
+            matches!(err, LayerError::TooLarge { limit: 4096, .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "layer 0: decompresses to more than 4096 bytes"
+        );
+
+        let limits = ScanLimits {
+            max_entries: 0,
+            ..LIMITS
+        };
+        let blob: BlobReader = Box::new(std::io::Cursor::new(tar.clone()));
+        let err = scan_layer(blob, 2, None, limits).await.unwrap_err();
+        assert!(
+            matches!(err, LayerError::TooManyEntries { layer: 2, limit: 0 }),
+            "{err:?}"
+        );
+
+        // A gzip stream cut in half: the codec's error, its kind kept.
+        let mut gz = Vec::new();
+        {
+            use std::io::Write;
+            let mut w = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::fast());
+            w.write_all(&tar).unwrap();
+            w.finish().unwrap();
+        }
+        gz.truncate(gz.len() / 2);
+        let err = scan(gz).await.unwrap_err();
+        match &err {
+            LayerError::Decode {
+                codec: Compression::Gzip,
+                source,
+                ..
+            } => assert_eq!(source.kind(), std::io::ErrorKind::UnexpectedEof),
+            other => panic!("{other:?}"),
+        }
+        assert!(err
+            .to_string()
+            .starts_with("layer 0: corrupt or truncated gzip data: "));
+    }
+
+    #[tokio::test]
+    async fn truncation_is_told_by_kind_and_names_the_entry_before() {
+        let mut tar = block(b"first", 0, b'0');
+        tar.extend(block(b"cut", 4096, b'0'));
+        tar.extend([1u8; 100]);
+        let err = scan(tar).await.unwrap_err();
+        match &err {
+            LayerError::Truncated {
+                after: Some(after),
+                source,
+                ..
+            } => {
+                assert_eq!(after, b"cut");
+                assert_eq!(source.kind(), std::io::ErrorKind::UnexpectedEof);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>()));
     }
 
     #[test]

@@ -31,8 +31,8 @@ use std::io;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 
-use super::decompress::{stage_error, Stage};
-use super::{short, TarStream, MAX_METADATA};
+use super::decompress::Fault;
+use super::{TarStream, MAX_METADATA};
 
 const BLOCK: usize = 512;
 const CHUNK: usize = 64 * 1024;
@@ -51,7 +51,7 @@ pub(super) fn normalize(inner: TarStream, limit: u64) -> TarStream {
             // Expanded sparse files count at their full size.
             n.emitted += b.as_ref().map_or(0, |b| b.len() as u64);
             if n.emitted > n.limit {
-                return Err(stage_error(Stage::Limit, limit_message(n.limit)));
+                return Err(Fault::TooLarge { limit: n.limit }.into_io());
             }
             Ok(b)
         });
@@ -65,12 +65,6 @@ pub(super) fn normalize(inner: TarStream, limit: u64) -> TarStream {
         }
     });
     Box::new(tokio_util::io::StreamReader::new(Box::pin(chunks)))
-}
-
-fn limit_message(limit: u64) -> String {
-    format!(
-        "decompresses to more than {limit} bytes (--max-size); raise it if the image is genuine"
-    )
 }
 
 struct Normalizer {
@@ -114,13 +108,7 @@ impl Sparse {
 }
 
 fn metadata_error() -> io::Error {
-    stage_error(
-        Stage::Limit,
-        format!(
-            "an entry has more than {MAX_METADATA} bytes of tar metadata \
-             (PAX records, GNU long names or sparse maps)"
-        ),
-    )
+    Fault::Metadata.into_io()
 }
 
 fn header_error(message: impl Into<String>) -> io::Error {
@@ -129,7 +117,11 @@ fn header_error(message: impl Into<String>) -> io::Error {
 
 /// An error about a named entry: the message names it and nothing else.
 fn entry_error(path: &[u8], message: impl std::fmt::Display) -> io::Error {
-    stage_error(Stage::Entry, format!("{}: {message}", short(path)))
+    Fault::Entry {
+        path: path.to_vec(),
+        reason: message.to_string(),
+    }
+    .into_io()
 }
 
 impl Normalizer {
@@ -199,7 +191,7 @@ impl Normalizer {
     fn count(&mut self, n: usize) -> io::Result<()> {
         self.read += n as u64;
         if self.read > self.limit {
-            return Err(stage_error(Stage::Limit, limit_message(self.limit)));
+            return Err(Fault::TooLarge { limit: self.limit }.into_io());
         }
         Ok(())
     }

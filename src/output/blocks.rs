@@ -45,7 +45,7 @@ where
     let header = format.header();
     output.write_all(&header).await?;
     let mut written = header.len() as u64;
-    let mut in_flight: VecDeque<JoinHandle<std::io::Result<Vec<u8>>>> = VecDeque::new();
+    let mut in_flight = InFlight::default();
     let mut previous = Bytes::new();
     let mut summary = F::Summary::default();
     let max_in_flight = jobs.max(1) * 2;
@@ -73,11 +73,37 @@ where
     Ok(written + trailer.len() as u64)
 }
 
+/// Blocks being compressed, oldest first. Dropped early (the conversion
+/// failed or was cancelled), it aborts the blocks not yet started; one
+/// already running ends within its block.
+#[derive(Default)]
+struct InFlight(VecDeque<JoinHandle<std::io::Result<Vec<u8>>>>);
+
+impl InFlight {
+    fn push_back(&mut self, task: JoinHandle<std::io::Result<Vec<u8>>>) {
+        self.0.push_back(task);
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 async fn write_next<W: AsyncWrite + Unpin>(
-    in_flight: &mut VecDeque<JoinHandle<std::io::Result<Vec<u8>>>>,
+    in_flight: &mut InFlight,
     output: &mut W,
 ) -> std::io::Result<u64> {
-    let Some(task) = in_flight.pop_front() else {
+    let Some(task) = in_flight.0.pop_front() else {
         return Ok(0);
     };
     let data = task.await.map_err(std::io::Error::other)??;
@@ -238,6 +264,81 @@ mod tests {
                 .unwrap();
             assert_eq!(back, data, "round trip of {len} bytes");
         }
+    }
+
+    /// Counts the blocks that started compressing; each takes a while.
+    #[derive(Clone)]
+    struct Slow(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl BlockFormat for Slow {
+        type Summary = ();
+        fn block_size(&self) -> usize {
+            1024
+        }
+        fn header(&self) -> Vec<u8> {
+            Vec::new()
+        }
+        fn compress(&self, block: &[u8], _: &[u8]) -> std::io::Result<Vec<u8>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(block.to_vec())
+        }
+        fn trailer(&self, _: &()) -> Vec<u8> {
+            Vec::new()
+        }
+    }
+
+    /// An output that takes nothing, and says when it is first asked to.
+    struct Stalled(std::sync::Arc<tokio::sync::Notify>);
+
+    impl AsyncWrite for Stalled {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.notify_one();
+            std::task::Poll::Pending
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    /// Dropping the compression drops the blocks queued behind the one
+    /// running. With one blocking thread, 16 blocks are in flight when the
+    /// first finished one meets the stalled output; at that moment the
+    /// second is running, and only it may still finish.
+    #[test]
+    fn dropped_compression_aborts_queued_blocks() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let format = Slow(started.clone());
+        let asked = std::sync::Arc::new(tokio::sync::Notify::new());
+        runtime.block_on(async {
+            let input = vec![7u8; 64 * 1024];
+            let mut output = Stalled(asked.clone());
+            tokio::select! {
+                _ = compress(&input[..], &mut output, format, 8) => panic!("the output takes nothing"),
+                _ = asked.notified() => {}
+            }
+        });
+        // Time for the 14 queued blocks to run, had they not been aborted.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let n = started.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(n <= 2, "{n} of 16 blocks ran after the drop");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

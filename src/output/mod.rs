@@ -17,11 +17,17 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// How the archive is compressed. Each is one the kernel unpacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Codec {
+    /// The archive as it is.
     None,
+    /// gzip, in independently compressed blocks joined into one member.
     Gzip,
+    /// zstd, one frame.
     Zstd,
+    /// xz with CRC32 checks (the kernel's xz decoder has no CRC64).
     Xz,
+    /// lz4 in the legacy frame format, the one the kernel reads.
     Lz4,
 }
 
@@ -94,9 +100,23 @@ pub struct Compression {
 }
 
 impl Compression {
+    /// A codec and a level it accepts; `None` is the codec's default.
+    ///
     /// # Errors
+    ///
     /// A level outside the codec's range (gzip 1-9, zstd 1-22, xz 0-9; lz4
     /// and none take none), named in the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use initramfs_stream::{Codec, Compression};
+    ///
+    /// let zstd19 = Compression::new(Codec::Zstd, Some(19))?;
+    /// assert_eq!(zstd19.level(), Some(19));
+    /// assert!(Compression::new(Codec::Gzip, Some(42)).is_err());
+    /// # Ok::<(), String>(())
+    /// ```
     pub fn new(codec: Codec, level: Option<i32>) -> Result<Compression, String> {
         if let Some(l) = level {
             codec.check_level(l)?;
@@ -110,6 +130,7 @@ impl Compression {
         level: None,
     };
 
+    /// The codec.
     pub fn codec(&self) -> Codec {
         self.codec
     }
@@ -122,6 +143,26 @@ impl Compression {
 
 /// Copies `input` to `output` through the encoder with up to `jobs`
 /// threads, finishes the encoder and flushes. Returns the bytes written.
+///
+/// # Errors
+///
+/// The first read or write error; the output then holds a prefix of the
+/// compressed stream.
+///
+/// # Examples
+///
+/// ```
+/// use initramfs_stream::{output, Codec, Compression};
+///
+/// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
+/// let mut out = Vec::new();
+/// let gzip = Compression::new(Codec::Gzip, None).expect("a valid level");
+/// let n = output::compress(&b"hello"[..], &mut out, gzip, 2).await?;
+/// assert_eq!(n, out.len() as u64);
+/// assert_eq!(out[..2], [0x1f, 0x8b]);
+/// # Ok::<(), std::io::Error>(())
+/// # }).unwrap();
+/// ```
 pub async fn compress<R, W>(
     mut input: R,
     output: W,
@@ -208,7 +249,7 @@ where
 /// Passes writes through and shows every byte written to `tap` (to count,
 /// hash or report it). Shutting it down only flushes: finishing an encoder
 /// must not close the caller's output.
-pub struct TapWriter<W, F> {
+pub(crate) struct TapWriter<W, F> {
     inner: W,
     tap: F,
 }
@@ -256,6 +297,32 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
+    /// Opens a temporary file next to `dest`.
+    ///
+    /// # Errors
+    ///
+    /// `dest` has no file name or is a directory, or the temporary file
+    /// cannot be created (the message names the directory).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use initramfs_stream::AtomicFile;
+    /// use tokio::io::AsyncWriteExt;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = std::env::temp_dir().join(format!("atomic-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let dest = dir.join("out.cpio");
+    /// let mut file = AtomicFile::create(&dest).await?;
+    /// file.writer().write_all(b"070701").await?;
+    /// assert!(!dest.exists());
+    /// file.commit().await?;
+    /// assert_eq!(std::fs::read(&dest)?, b"070701");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn create(dest: &Path) -> std::io::Result<AtomicFile> {
         let dir = match dest.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -291,6 +358,7 @@ impl AtomicFile {
         })
     }
 
+    /// Where the data goes until [`AtomicFile::commit`].
     pub fn writer(&mut self) -> &mut tokio::fs::File {
         self.file.as_mut().expect("the file is open until commit")
     }

@@ -30,7 +30,7 @@ use super::store::{normalize, BlobReader, Store};
 use super::{
     esc, resolve_docker_archive, Digest, ImageReference, ImageSource, SourceError, TransportKind,
 };
-use crate::channel_reader::ChannelReader;
+use crate::io::ChannelReader;
 
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// Answers other than the image stream are small JSON documents.

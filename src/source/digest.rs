@@ -15,6 +15,21 @@ pub struct Digest {
 }
 
 impl Digest {
+    /// Parses `sha256:` and 64 lowercase hex digits.
+    ///
+    /// # Errors
+    ///
+    /// A one-line message for another algorithm or a malformed hex part.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use initramfs_stream::source::Digest;
+    ///
+    /// let d = Digest::of(b"");
+    /// assert_eq!(Digest::parse(&d.to_string()), Ok(d));
+    /// assert!(Digest::parse("md5:00").is_err());
+    /// ```
     pub fn parse(s: &str) -> Result<Digest, String> {
         let shown = || crate::path::escape(s.as_bytes());
         let hex = s.strip_prefix("sha256:").ok_or_else(|| {
@@ -31,12 +46,14 @@ impl Digest {
         })
     }
 
+    /// The digest of these bytes.
     pub fn of(bytes: &[u8]) -> Digest {
         Digest {
             hex: hex::encode(Sha256::digest(bytes)),
         }
     }
 
+    /// The hex part, without `sha256:`.
     pub fn hex(&self) -> &str {
         &self.hex
     }
@@ -60,6 +77,7 @@ pub struct VerifyingReader<R> {
 }
 
 impl<R> VerifyingReader<R> {
+    /// Verifies `inner` against `expected`; `what` names the blob in errors.
     pub fn new(inner: R, expected: Digest, what: String) -> Self {
         VerifyingReader {
             inner,

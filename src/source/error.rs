@@ -14,18 +14,23 @@ use super::Digest;
 
 /// A failure to find or read an image.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// Reading a file, an archive member or a stream failed.
     #[error("{what}: {source}")]
     Io {
+        /// The file, member, URL or blob, as a phrase for the message.
         what: String,
+        /// The error, its kind kept.
         #[source]
         source: std::io::Error,
     },
     /// A registry or engine answered a request with a failure status.
     #[error("GET {url}: {}{detail}", status_text(*status))]
     Http {
+        /// The URL asked for.
         url: String,
+        /// The HTTP status code.
         status: u16,
         /// The server's own words, escaped, as ` (...)`, or empty.
         detail: String,
@@ -33,41 +38,68 @@ pub enum SourceError {
     /// A request got no answer: connection, TLS or protocol failure.
     #[error("{what}: {}", causes(&**source))]
     Transport {
+        /// The file, member, URL or blob, as a phrase for the message.
         what: String,
+        /// What failed, by type.
         kind: TransportKind,
+        /// The HTTP client's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Bytes that do not hash to the digest that names them.
     #[error("{what}: digest mismatch: expected {expected}, got {got}")]
     Digest {
+        /// The file, member, URL or blob, as a phrase for the message.
         what: String,
+        /// The digest that names the bytes.
         expected: Digest,
+        /// The digest of the bytes read.
         got: Digest,
     },
     /// The registry refused the credentials, or wants some and none were found.
+    /// Boxed: it is the largest, and the rarest.
     #[error("{0}")]
-    Auth(AuthError),
+    Auth(Box<AuthError>),
     /// A document of the image (index, manifest, config, archive manifest)
     /// that cannot be read as one.
     #[error("{what}: {reason}")]
-    Document { what: String, reason: String },
+    Document {
+        /// The document, as a phrase for the message.
+        what: String,
+        /// What is wrong with it, escaped.
+        reason: String,
+    },
     /// Credentials could not be looked up: an auth file or a helper failed.
     #[error("{what}: {reason}")]
-    Credentials { what: String, reason: String },
+    Credentials {
+        /// The auth file or helper.
+        what: String,
+        /// What went wrong, escaped.
+        reason: String,
+    },
     /// The options give a user name without a password, or the reverse.
     #[error("registry credentials: a user name and a password go together")]
     HalfCredential,
     /// The extra CA certificates cannot be used.
     #[error("CA certificates {}: {reason}", path.display())]
-    CaFile { path: PathBuf, reason: String },
+    CaFile {
+        /// The PEM file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A stream that cannot be read again is larger than the memory it may
     /// be held in.
     #[error(
         "{what}: the stream is larger than the memory limit ({}, held compressed)",
         crate::human_bytes(*limit)
     )]
-    MemoryLimit { what: String, limit: u64 },
+    MemoryLimit {
+        /// The stream.
+        what: String,
+        /// The bound, in bytes.
+        limit: u64,
+    },
     /// A reference that names no image this crate can read.
     #[error("{0}")]
     Reference(String),
@@ -81,6 +113,7 @@ pub enum SourceError {
 
 /// Why a request got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TransportKind {
     /// The server's certificate did not verify.
     Certificate,
@@ -130,6 +163,7 @@ impl TransportKind {
 /// Who refused, and with which credentials.
 #[derive(Debug)]
 pub struct AuthError {
+    /// The registry, `host[:port]`.
     pub host: String,
     /// The credentials tried, or `None` when none were found.
     pub tried: Option<Tried>,
@@ -142,6 +176,7 @@ pub struct AuthError {
 /// Credentials that were tried.
 #[derive(Debug)]
 pub struct Tried {
+    /// The user name.
     pub username: String,
     /// Where they came from; `None` for the ones given in `RegistryOptions`.
     pub from: Option<String>,
@@ -191,7 +226,7 @@ impl fmt::Display for AuthError {
 
 impl SourceError {
     /// The image breaks the formats or lacks what was asked for.
-    pub fn new(msg: impl Into<String>) -> Self {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
         SourceError::Image(msg.into())
     }
 

@@ -25,14 +25,15 @@ mod digest;
 mod error;
 mod held;
 mod reference;
-pub mod registry;
+mod registry;
 pub mod spec;
 mod store;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use digest::{drain_to_eof, Digest, VerifyingReader};
+pub use digest::Digest;
+pub(crate) use digest::{drain_to_eof, VerifyingReader};
 pub use error::{AuthError, SourceError, TransportKind, Tried};
 pub use reference::RegistryImage;
 pub use registry::RegistryOptions;
@@ -44,12 +45,20 @@ use store::Store;
 
 /// Where an image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ImageReference {
     /// An OCI image layout directory and an optional tag.
-    OciLayout { dir: PathBuf, tag: Option<String> },
+    OciLayout {
+        /// The layout's directory.
+        dir: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to pick, if any.
+        tag: Option<String>,
+    },
     /// A tar of an OCI image layout (`-` is stdin).
     OciArchive {
+        /// The archive, or `-`.
         file: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to pick, if any.
         tag: Option<String>,
         /// Bytes held in memory when the file cannot seek.
         memory_limit: u64,
@@ -57,20 +66,25 @@ pub enum ImageReference {
     /// A `docker save` archive (`-` is stdin) and an optional `NAME[:TAG]`
     /// or `@INDEX`.
     DockerArchive {
+        /// The archive, or `-`.
         file: PathBuf,
+        /// `NAME[:TAG]` or `@INDEX` to pick, if any.
         name: Option<String>,
         /// Bytes held in memory when the file cannot seek.
         memory_limit: u64,
     },
     /// An image in a local Docker Engine (or podman's compatible service).
     DockerDaemon {
+        /// `NAME[:TAG]`, `NAME@DIGEST` or an image ID.
         name: String,
         /// Bytes held in memory; past it layers are exported again.
         memory_limit: u64,
     },
     /// An image in a registry, and how to reach it.
     Registry {
+        /// Registry, repository and tag or digest.
         image: RegistryImage,
+        /// Credentials, TLS and limits.
         options: RegistryOptions,
     },
 }
@@ -81,6 +95,26 @@ const TRANSPORTS: &[&str] = &["oci", "oci-archive", "docker-archive", "docker-da
 const UNSUPPORTED: &[&str] = &["dir", "containers-storage", "ostree", "sif", "tarball"];
 
 impl ImageReference {
+    /// Parses `TRANSPORT:LOCATION` as skopeo spells it (`oci:DIR[:TAG]`,
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME[:TAG]|:@N]`,
+    /// `docker-daemon:NAME`, `docker://REF`), or a plain registry reference
+    /// (`alpine:3.20`, `ghcr.io/org/app@sha256:...`).
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::Reference`] naming what is wrong with the text, such
+    /// as a transport this tool does not read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use initramfs_stream::ImageReference;
+    ///
+    /// let r = ImageReference::parse("oci:./layout:v1")?;
+    /// assert!(matches!(r, ImageReference::OciLayout { tag: Some(t), .. } if t == "v1"));
+    /// assert!(ImageReference::parse("ostree:/repo").is_err());
+    /// # Ok::<(), initramfs_stream::source::SourceError>(())
+    /// ```
     pub fn parse(s: &str) -> Result<ImageReference, SourceError> {
         let (transport, rest) = s.split_once(':').unwrap_or(("", s));
         match transport {
@@ -217,19 +251,24 @@ pub struct LayerBlob {
     pub digest: Option<Digest>,
     /// Digest of the uncompressed tar, from the config's `rootfs.diff_ids`.
     pub diff_id: Option<Digest>,
+    /// The media type the manifest gives (compression is detected anyway).
     pub media_type: String,
+    /// The stored size, when the image gives it.
     pub size: Option<u64>,
 }
 
 /// A resolved image: its config and its layers, from one source.
 pub struct ImageSource {
     store: Store,
+    /// Where the image came from.
     pub reference: ImageReference,
     /// Digest of the selected manifest (for OCI sources).
     pub manifest_digest: Option<Digest>,
     /// Digest of the image config: the image ID as Docker shows it.
     pub config_digest: Option<Digest>,
+    /// The image config.
     pub config: ImageConfig,
+    /// The layers, base first.
     pub layers: Vec<LayerBlob>,
 }
 
@@ -354,7 +393,9 @@ async fn archive_store(
     if is_file {
         return Store::tar(file, input).await;
     }
-    let reader = crate::blocking_io::BlockingIo(input);
+    // A pipe's read waits for its producer, for as long as it likes: on
+    // the blocking pool, never on an async worker (unlike a file's).
+    let reader = tokio::fs::File::from_std(input);
     let held = held::HeldArchive::read(what.clone(), reader, memory_limit, None).await?;
     tracing::info!(
         archive = %what,
@@ -382,6 +423,22 @@ pub fn host_platform() -> Platform {
 }
 
 impl Platform {
+    /// Parses `OS/ARCH[/VARIANT]`, as `--platform` takes it.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::Image`] when the text has not two or three non-empty
+    /// parts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use initramfs_stream::Platform;
+    ///
+    /// let p = Platform::parse("linux/arm64/v8")?;
+    /// assert_eq!((p.architecture.as_str(), p.variant.as_deref()), ("arm64", Some("v8")));
+    /// # Ok::<(), initramfs_stream::source::SourceError>(())
+    /// ```
     pub fn parse(s: &str) -> Result<Platform, SourceError> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {

@@ -14,13 +14,32 @@ const MAX_NAME: usize = 255;
 pub struct RegistryImage {
     /// `host[:port]`; Docker Hub is `docker.io`.
     pub registry: String,
+    /// `library/alpine`, `org/app`: the path under the registry.
     pub repository: String,
+    /// The tag, when given (`latest` is filled in when neither it nor a
+    /// digest is).
     pub tag: Option<String>,
     /// When given, the manifest is fetched by digest and checked against it.
     pub digest: Option<Digest>,
 }
 
 impl RegistryImage {
+    /// Parses a reference as `docker pull` takes it, normalised the same
+    /// way (`alpine` is `docker.io/library/alpine:latest`).
+    ///
+    /// # Errors
+    ///
+    /// A one-line message naming the part of the reference that is invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use initramfs_stream::source::RegistryImage;
+    ///
+    /// let i = RegistryImage::parse("alpine")?;
+    /// assert_eq!((i.registry.as_str(), i.repository.as_str()), ("docker.io", "library/alpine"));
+    /// # Ok::<(), String>(())
+    /// ```
     pub fn parse(s: &str) -> Result<RegistryImage, String> {
         let bad = |why: &str| format!("'{s}': invalid image name: {why}");
         let (name, digest) = match s.split_once('@') {

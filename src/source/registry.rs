@@ -38,7 +38,7 @@ use super::{
     esc, image_from_manifest, resolve_manifest, Digest, Fetched, ImageReference, ImageSource,
     Platform, SourceError,
 };
-use crate::channel_reader::ChannelReader;
+use crate::io::ChannelReader;
 
 /// Default bound on the compressed blobs kept in memory between passes.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
@@ -63,10 +63,12 @@ const MANIFEST_TYPES: &[&str] = &[
 
 /// How to reach a registry: credentials, transport, memory for blobs.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RegistryOptions {
     /// Explicit credentials (`--username`, `--password-stdin`); otherwise
     /// the auth files and credential helpers are consulted.
     pub username: Option<String>,
+    /// The password or token that goes with `username`.
     pub password: Option<String>,
     /// Talk HTTP instead of HTTPS.
     pub plain_http: bool,
@@ -146,6 +148,109 @@ pub(super) async fn resolve(
     .await
 }
 
+/// The image as oci-client names it, on the API's host.
+fn oci_reference(image: &RegistryImage, host: &str) -> oci_client::Reference {
+    match &image.digest {
+        Some(d) => oci_client::Reference::with_digest(
+            host.to_string(),
+            image.repository.clone(),
+            d.to_string(),
+        ),
+        None => oci_client::Reference::with_tag(
+            host.to_string(),
+            image.repository.clone(),
+            image.manifest_reference(),
+        ),
+    }
+}
+
+/// The credentials given in the options, else those the auth `files` (or
+/// their helpers) hold for this registry and repository, else none.
+async fn credential(
+    image: &RegistryImage,
+    options: &RegistryOptions,
+    files: &[PathBuf],
+) -> Result<Option<Credential>, SourceError> {
+    match (&options.username, &options.password) {
+        (Some(u), Some(p)) => Ok(Some(Credential {
+            username: u.clone(),
+            password: p.clone(),
+            source: String::new(),
+        })),
+        (Some(_), None) | (None, Some(_)) => Err(SourceError::HalfCredential),
+        (None, None) => credentials::lookup(files, &image.registry, &image.repository).await,
+    }
+}
+
+/// The CA certificates of a `--ca-file`, in the forms the two clients take.
+struct ExtraRoots {
+    certs: Vec<reqwest::Certificate>,
+    /// One PEM block per certificate, for oci-client.
+    pem_blocks: Vec<Vec<u8>>,
+}
+
+impl ExtraRoots {
+    async fn read(ca: &std::path::Path) -> Result<ExtraRoots, SourceError> {
+        let fail = |reason: String| SourceError::CaFile {
+            path: ca.to_path_buf(),
+            reason,
+        };
+        let pem = tokio::fs::read(ca).await.map_err(|e| fail(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(fail("no PEM certificate in it".into()));
+        }
+        Ok(ExtraRoots {
+            certs,
+            pem_blocks: split_pem(&pem),
+        })
+    }
+}
+
+/// reqwest for GETs and oci-client for the handshake, with the same
+/// protocol, timeouts, certificate checks and extra roots.
+fn http_clients(
+    host: &str,
+    options: &RegistryOptions,
+    roots: Option<ExtraRoots>,
+) -> Result<(reqwest::Client, oci_client::Client), SourceError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(60))
+        .danger_accept_invalid_certs(options.insecure);
+    let mut oci_config = oci_client::client::ClientConfig {
+        protocol: if options.plain_http {
+            oci_client::client::ClientProtocol::Http
+        } else {
+            oci_client::client::ClientProtocol::Https
+        },
+        accept_invalid_certificates: options.insecure,
+        connect_timeout: Some(Duration::from_secs(30)),
+        read_timeout: Some(Duration::from_secs(60)),
+        user_agent: USER_AGENT,
+        platform_resolver: None,
+        ..Default::default()
+    };
+    if let Some(roots) = roots {
+        builder = builder.tls_certs_merge(roots.certs);
+        for block in roots.pem_blocks {
+            oci_config
+                .extra_root_certificates
+                .push(oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Pem,
+                    data: block,
+                });
+        }
+    }
+    let http = builder
+        .build()
+        .map_err(|e| SourceError::transport(format!("{host}: cannot set up HTTP"), e))?;
+    let oci = oci_client::Client::try_from(oci_config)
+        .map_err(|e| SourceError::new(format!("{host}: cannot set up HTTP: {e}")))?;
+    Ok((http, oci))
+}
+
 /// The registry connection: oci-client for the authentication handshake,
 /// reqwest (the same client library, configured the same way) for GETs.
 struct Client {
@@ -165,6 +270,8 @@ struct Client {
 }
 
 impl Client {
+    /// In named steps: the image's address, the credentials, the extra CA
+    /// certificates, then the two HTTP clients. Failures come in that order.
     async fn new(image: &RegistryImage, options: &RegistryOptions) -> Result<Client, SourceError> {
         // Docker Hub's API lives on its own host.
         let host = if image.registry == DOCKER_HUB {
@@ -173,87 +280,18 @@ impl Client {
             image.registry.clone()
         };
         let scheme = if options.plain_http { "http" } else { "https" };
-        let reference = match &image.digest {
-            Some(d) => oci_client::Reference::with_digest(
-                host.clone(),
-                image.repository.clone(),
-                d.to_string(),
-            ),
-            None => oci_client::Reference::with_tag(
-                host.clone(),
-                image.repository.clone(),
-                image.manifest_reference(),
-            ),
-        };
-
+        let reference = oci_reference(image, &host);
         let files = credentials::auth_files();
-        let credential = match (&options.username, &options.password) {
-            (Some(u), Some(p)) => Some(Credential {
-                username: u.clone(),
-                password: p.clone(),
-                source: String::new(),
-            }),
-            (Some(_), None) | (None, Some(_)) => return Err(SourceError::HalfCredential),
-            (None, None) => credentials::lookup(&files, &image.registry, &image.repository).await?,
-        };
-        let explicit = options.username.is_some();
+        let credential = credential(image, options, &files).await?;
         let auth = match &credential {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
         };
-
-        let mut pem = Vec::new();
-        if let Some(ca) = &options.ca_file {
-            pem = tokio::fs::read(ca).await.map_err(|e| SourceError::CaFile {
-                path: ca.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(60))
-            .danger_accept_invalid_certs(options.insecure);
-        let mut oci_config = oci_client::client::ClientConfig {
-            protocol: if options.plain_http {
-                oci_client::client::ClientProtocol::Http
-            } else {
-                oci_client::client::ClientProtocol::Https
-            },
-            accept_invalid_certificates: options.insecure,
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(60)),
-            user_agent: USER_AGENT,
-            platform_resolver: None,
-            ..Default::default()
+        let roots = match &options.ca_file {
+            Some(ca) => Some(ExtraRoots::read(ca).await?),
+            None => None,
         };
-        if let Some(ca) = &options.ca_file {
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SourceError::CaFile {
-                    path: ca.clone(),
-                    reason: e.to_string(),
-                })?;
-            if certs.is_empty() {
-                return Err(SourceError::CaFile {
-                    path: ca.clone(),
-                    reason: "no PEM certificate in it".into(),
-                });
-            }
-            builder = builder.tls_certs_merge(certs);
-            for block in split_pem(&pem) {
-                oci_config
-                    .extra_root_certificates
-                    .push(oci_client::client::Certificate {
-                        encoding: oci_client::client::CertificateEncoding::Pem,
-                        data: block,
-                    });
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| SourceError::transport(format!("{host}: cannot set up HTTP"), e))?;
-        let oci = oci_client::Client::try_from(oci_config)
-            .map_err(|e| SourceError::new(format!("{host}: cannot set up HTTP: {e}")))?;
+        let (http, oci) = http_clients(&host, options, roots)?;
         Ok(Client {
             oci,
             http,
@@ -262,7 +300,7 @@ impl Client {
             host,
             auth,
             credential,
-            explicit,
+            explicit: options.username.is_some(),
             looked_in: files,
             header: tokio::sync::RwLock::new(None),
         })
@@ -314,7 +352,7 @@ impl Client {
             .filter(|r| !r.is_empty())
             .map(|r| format!(" ({})", esc(&r)))
             .unwrap_or_default();
-        SourceError::Auth(AuthError {
+        SourceError::Auth(Box::new(AuthError {
             host: self.host.clone(),
             tried: self.credential.as_ref().map(|c| Tried {
                 username: esc(&c.username),
@@ -326,7 +364,7 @@ impl Client {
                 Vec::new()
             },
             reason,
-        })
+        }))
     }
 
     /// GET with retries: connection errors, 429 and 5xx are retried with

@@ -9,10 +9,12 @@ use futures::StreamExt;
 use hashbrown::HashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
-use crate::blocking_io::BlockingIo;
+use crate::io::BlockingIo;
 
 use super::SourceError;
 
+/// A blob's bytes as they are stored (compressed or not), verified
+/// against its digest by the time it reaches end of file.
 pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
 
 pub enum Store {

@@ -719,6 +719,64 @@ fn sigint_mid_write_removes_the_temporary_file() {
     interrupted_with("INT");
 }
 
+/// Whether `pid` has installed a handler for SIGINT (SigCgt bit 2).
+fn catches_sigint(pid: u32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|mask| mask & 2 != 0)
+}
+
+/// A stream on stdin whose producer has gone quiet (it keeps the pipe
+/// open and writes nothing) must not keep the tool from hearing SIGINT:
+/// the waiting read may not hold the thread that watches for signals.
+#[test]
+fn sigint_while_a_stdin_stream_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.img");
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["docker-archive:-", "-o"])
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The start of a tar member, then silence; the write end stays open.
+    let mut producer = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut producer, &[b'm'; 300]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !catches_sigint(child.id()) {
+        assert!(Instant::now() < deadline, "no SIGINT handler installed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Let the read start and wait for more.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("SIGINT was not heard while stdin stalled");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(producer);
+    let stderr = read_all(child.stderr.as_mut().unwrap());
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&stderr).trim_end(),
+        "initramfs-stream: interrupted"
+    );
+    let names: Vec<_> = snapshot(dir.path()).into_keys().collect();
+    assert_eq!(names, vec![std::path::PathBuf::new()], "stray files");
+}
+
 #[test]
 fn sigterm_mid_stream_on_stdout_leaves_no_trailer() {
     let mut child = spawn(&[

@@ -70,6 +70,7 @@ impl Tree {
         self.bytes += size.div_ceil(PAGE) * PAGE;
     }
 
+    /// A symlink whose target is `target_len` bytes.
     pub fn add_symlink(&mut self, target_len: usize) {
         if target_len >= SHORT_SYMLINK_LEN {
             self.bytes += PAGE;
@@ -79,6 +80,19 @@ impl Tree {
 
 /// The smallest guest memory for an initrd of `initrd` bytes holding
 /// `tree`, for a kernel that keeps `footprint` bytes for itself.
+///
+/// # Examples
+///
+/// ```
+/// use initramfs_stream::boot::check::memory::{guest_memory, Tree, DEFAULT_KERNEL_FOOTPRINT};
+///
+/// let mut tree = Tree::default();
+/// tree.add_file(100 << 20);
+/// tree.entries = 1;
+/// let small = guest_memory(tree, 10 << 20, DEFAULT_KERNEL_FOOTPRINT);
+/// // Files take tmpfs pages, and tmpfs may only use half of the memory.
+/// assert!(small > 2 * (100 << 20) && small % (1 << 20) == 0);
+/// ```
 pub fn guest_memory(tree: Tree, initrd: u64, footprint: u64) -> u64 {
     let working = KERNEL_WORKING_SET.saturating_add(tree.entries.saturating_mul(PER_ENTRY));
     let needed = footprint

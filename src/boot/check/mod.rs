@@ -13,18 +13,18 @@
 //! 4. an ELF file's class, byte order and machine are ones the target
 //!    platform's kernel runs; its `PT_INTERP` loader exists, is executable
 //!    and is an ELF of the same machine; every `DT_NEEDED` library is found
-//!    the way that loader searches (see [`loader`]), breadth first as it
+//!    the way that loader searches (see `loader`), breadth first as it
 //!    loads them, recursively, a library already loaded answering by name
 //!    or soname.
 //!
 //! Invariants: only what the archive will hold is consulted (the caller's
-//! [`TreeView`] is the final tree); nothing that depends on run time is
+//! `TreeView` is the final tree); nothing that depends on run time is
 //! guessed (`dlopen`, `LD_PRELOAD`, programs the command starts later);
 //! a candidate library of another machine or class is skipped, as the
 //! loader skips it.
 //!
-//! The check never reads layers itself. [`check`] runs over what has been
-//! read so far ([`Contents`]) and either finishes or returns the files (and
+//! The check never reads layers itself. `check` runs over what has been
+//! read so far (`Contents`) and either finishes or returns the files (and
 //! byte ranges) it still needs; the caller reads those and runs it again.
 //! Each run goes one level deeper in the dependency tree, so a run count
 //! of about the tree's depth (3 or 4 for a Debian program) suffices.
@@ -32,8 +32,8 @@
 // A `vec![a..b]` here is a list of one byte range, as meant.
 #![allow(clippy::single_range_in_vec_init)]
 
-pub mod elf;
-pub mod loader;
+pub(crate) mod elf;
+pub(crate) mod loader;
 pub mod memory;
 
 use std::collections::HashMap;
@@ -47,7 +47,7 @@ use elf::{Arch, Capture, ElfInfo, Parsed, Sparse};
 use loader::Libc;
 
 /// The merged tree as the archive will hold it.
-pub trait TreeView: ImageLookup {
+pub(crate) trait TreeView: ImageLookup {
     /// Names in the directory at `dir` (a path with no symlink in it), in
     /// any order; empty when it is not a directory.
     fn children(&self, dir: &[u8]) -> Vec<Vec<u8>>;
@@ -55,7 +55,7 @@ pub trait TreeView: ImageLookup {
 
 /// What `/init` will run.
 #[derive(Debug, Clone, Copy)]
-pub enum Subject<'a> {
+pub(crate) enum Subject<'a> {
     /// The image's command (Entrypoint + Cmd, Env, WorkingDir, User): the
     /// archive's `/init` is the generated one.
     Command(&'a RunConfig),
@@ -73,7 +73,7 @@ const MAX_CONF_FILES: usize = 256;
 /// A file (by its path in the final tree, no symlinks in it) and which of
 /// its bytes the check needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub path: Vec<u8>,
     /// `None`: the head and the ELF ranges it points at.
     pub ranges: Option<Vec<Range<u64>>>,
@@ -91,7 +91,7 @@ impl Request {
 
 /// The bytes read so far, by path.
 #[derive(Debug, Default)]
-pub struct Contents {
+pub(crate) struct Contents {
     files: HashMap<Vec<u8>, Sparse>,
 }
 
@@ -113,13 +113,17 @@ impl Contents {
 
 /// What the check found, for the summary and `--json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
-    /// The program as the command names it, and where it resolved.
+    /// The program as the command names it.
     pub command: String,
+    /// Where it resolved in the image, escaped for display.
     pub program: String,
     /// "static", "dynamic" or "script" (its final interpreter decides).
     pub kind: &'static str,
+    /// The ELF machine (`x86-64`, `AArch64`) of the program that runs.
     pub machine: Option<String>,
+    /// The `PT_INTERP` loader of a dynamic program.
     pub loader: Option<String>,
     /// `#!` interpreters passed through, in order.
     pub interpreters: Vec<String>,
@@ -146,6 +150,7 @@ impl Report {
         s
     }
 
+    /// The same as a JSON object, as `--json` prints it.
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "command": self.command,
@@ -161,11 +166,11 @@ impl Report {
 
 /// Why the image's command cannot run.
 #[derive(Debug, thiserror::Error)]
-#[error("{0} (--no-check writes the archive anyway)")]
+#[error("{0}")]
 pub struct CheckError(String);
 
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Done(Report),
     /// Read these and run the check again.
     Need(Vec<Request>),
@@ -174,7 +179,7 @@ pub enum Outcome {
 /// Runs the check over what `contents` holds. `arch` is the image's
 /// platform; `None` (not a Linux architecture this module knows) skips the
 /// machine comparison.
-pub fn check(
+pub(crate) fn check(
     subject: Subject<'_>,
     arch: Option<&'static Arch>,
     view: &dyn TreeView,

@@ -87,6 +87,7 @@ impl Excludes {
         self.count
     }
 
+    /// Whether there are no patterns.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }

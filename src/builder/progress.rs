@@ -15,10 +15,14 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// (pass 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pass {
+    /// Pass 1: tar headers, bodies skipped.
     Headers,
+    /// Pass 2: the file bodies that go into the archive.
     Contents,
 }
 
+/// Receives what a conversion is doing. Give one to
+/// [`InitramfsBuilder::progress`](crate::InitramfsBuilder::progress).
 pub trait Progress: Send + Sync {
     /// The image reference is being resolved (manifest, config).
     fn resolving(&self, _image: &str) {}
