@@ -43,13 +43,16 @@ pub enum Found<D> {
     Symlink(Vec<u8>),
     /// A file, device, fifo...: nothing can be below it.
     Other,
+    /// Nothing by that name.
     Missing,
 }
 
-/// A tree that symlinks are resolved in. `Dir` is how the tree names one
-/// of its directories: a node, or an absolute path.
+/// A tree that symlinks are resolved in.
 pub trait Tree {
+    /// How the tree names one of its directories: a node, or an absolute
+    /// path.
     type Dir;
+    /// The root directory, where absolute targets start and `..` stops.
     fn root(&self) -> Self::Dir;
     /// What is at `name` in directory `dir`, symlinks not followed.
     fn find(&self, dir: &Self::Dir, name: &[u8]) -> Found<Self::Dir>;

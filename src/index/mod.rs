@@ -46,16 +46,23 @@ pub const EXTRA_LAYER: u32 = u32::MAX;
 /// or, for `EXTRA_LAYER`, entry `ordinal` of the builder's extra files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContentRef {
+    /// Layer number, oldest first from 0, or [`EXTRA_LAYER`].
     pub layer: u32,
+    /// Position of the entry in its layer's tar stream (or extra files).
     pub ordinal: u32,
 }
 
+/// Why a layer cannot be applied to the tree.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    /// An entry that cannot be applied as umoci would apply it.
     #[error("layer {layer}: {path}: {message}")]
     Entry {
+        /// The layer's number, oldest first from 0.
         layer: u32,
+        /// The entry's path, rooted and escaped for a terminal.
         path: String,
+        /// What is wrong with it.
         message: String,
     },
     /// More paths than the caller's bound.
@@ -191,6 +198,8 @@ pub struct MergeIndex {
 }
 
 impl MergeIndex {
+    /// An empty tree (the root alone) that refuses to grow past
+    /// `max_paths` paths.
     pub fn new(max_paths: usize) -> MergeIndex {
         MergeIndex {
             nodes: vec![Node {
@@ -212,6 +221,7 @@ impl MergeIndex {
         self.live
     }
 
+    /// True when the tree holds nothing but the root.
     pub fn is_empty(&self) -> bool {
         self.live <= 1
     }
@@ -714,7 +724,9 @@ impl MergeIndex {
 /// a hardlink: links are files that share `content`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeEntry {
+    /// Mode, owner and mtime.
     pub meta: Meta,
+    /// What the path is; a symlink is not followed.
     pub kind: Kind,
     /// Where a regular file's bytes are; `None` for anything else.
     pub content: Option<ContentRef>,
@@ -740,15 +752,20 @@ pub struct Plan {
 pub struct PlanEntry {
     /// Archive name: no leading slash.
     pub name: Vec<u8>,
+    /// Mode, owner and mtime.
     pub meta: Meta,
+    /// Directory, symlink (with its target), device or fifo.
     pub kind: Kind,
 }
 
 /// One inode of regular file data and every path that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileGroup {
+    /// The tar entry that holds the bytes.
     pub content: ContentRef,
+    /// Bytes of data.
     pub size: u64,
+    /// Mode, owner and mtime, shared by every name of the inode.
     pub meta: Meta,
     /// Archive names, in tree order. More than one: hardlinks.
     pub names: Vec<Vec<u8>>,
