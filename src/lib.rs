@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 //! Turn a container image into a bootable Linux initramfs, streamed.
 //!
 //! An image is a stack of tar layers: each adds files, and deletes files of
@@ -24,7 +24,8 @@
 //!    into a file that appears atomically.
 //!
 //! Every stage speaks of files in the same words: [`fs`] says what an entry
-//! is and who owns it, [`path`] how a name is normalised, bounded and shown.
+//! is and who owns it, [`path`] how a name is normalised, bounded, resolved
+//! inside the root and shown.
 //!
 //! Memory grows with the number of paths in the image, not with its size.
 //!

@@ -54,6 +54,7 @@ pub struct ContentRef {
 
 /// Why a layer cannot be applied to the tree.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IndexError {
     /// An entry that cannot be applied as umoci would apply it.
     #[error("layer {layer}: {path}: {message}")]
@@ -188,6 +189,36 @@ fn entry_node(layer: u32, entry: &LayerEntry) -> (NodeKind, Meta) {
 }
 
 /// The final tree of an image, built by applying layer headers in order.
+///
+/// # Examples
+///
+/// A file in the base layer, deleted by a whiteout in the next:
+///
+/// ```
+/// use initramfs_stream::fs::{Kind, Meta};
+/// use initramfs_stream::index::MergeIndex;
+/// use initramfs_stream::layer::LayerEntry;
+///
+/// let entry = |path: &str, kind, ordinal| LayerEntry {
+///     path: path.into(),
+///     kind,
+///     meta: Meta { mode: 0o644, ..Meta::default() },
+///     ordinal,
+/// };
+/// let mut index = MergeIndex::new(1000);
+/// index.apply_layer(0, &[
+///     entry("etc/", Kind::Dir, 0),
+///     entry("etc/motd", Kind::File { size: 5 }, 1),
+///     entry("etc/hostname", Kind::File { size: 3 }, 2),
+/// ])?;
+/// index.apply_layer(1, &[entry("etc/.wh.motd", Kind::File { size: 0 }, 0)])?;
+///
+/// assert!(index.lookup(b"/etc/motd").is_none());
+/// assert_eq!(index.children(b"/etc"), [b"hostname".to_vec()]);
+/// let plan = index.plan();
+/// assert_eq!(plan.files.len(), 1); // one file body to copy, from layer 0
+/// # Ok::<(), initramfs_stream::index::IndexError>(())
+/// ```
 pub struct MergeIndex {
     nodes: Vec<Node>,
     free: Vec<NodeId>,
@@ -227,6 +258,10 @@ impl MergeIndex {
     }
 
     /// Applies one layer's entries, in their tar order.
+    ///
+    /// # Errors
+    ///
+    /// As [`MergeIndex::apply`], for the first entry that fails.
     pub fn apply_layer(&mut self, layer: u32, entries: &[LayerEntry]) -> Result<(), IndexError> {
         for entry in entries {
             self.apply(layer, entry)?;
@@ -236,6 +271,13 @@ impl MergeIndex {
 
     /// Applies one entry of `layer`: the root's own entry, a whiteout or
     /// opaque marker, or a node placed at its resolved parent.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Entry`] for an entry umoci would refuse too (a
+    /// hardlink to a directory or to nothing, a parent that resolves
+    /// through too many symlinks), [`IndexError::TooManyPaths`] past the
+    /// bound.
     pub fn apply(&mut self, layer: u32, entry: &LayerEntry) -> Result<(), IndexError> {
         let err = |message: &str| IndexError::Entry {
             layer,
