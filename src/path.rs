@@ -184,6 +184,33 @@ pub fn components(path: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// A path in the rooted form the guest sees: a leading `/`, no `.`, empty
+/// components or trailing slash. Unlike [`components`], `..` is kept: in
+/// the guest it goes up from wherever a symlink led, which only
+/// [`resolve`] knows.
+pub fn rooted(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        if c.is_empty() || c == b"." {
+            continue;
+        }
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// The parent of a rooted path; the root's parent is the root.
+pub fn parent(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) | None => b"/",
+        Some(i) => &path[..i],
+    }
+}
+
 /// Joins components into an archive name: no leading slash.
 pub fn join(components: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -8,10 +8,11 @@
 //! PATH, and a missing program is better reported at build time.
 
 use super::command::combine_command;
-use super::path::{normalize, resolve};
+use super::path::resolve;
 use super::user::{self, Identity, Tool};
 use super::{BootError, ImageLookup, RunConfig, DEFAULT_PATH};
 use crate::fs::{Entry, Kind};
+use crate::path::rooted;
 
 /// Quotes one shell word with single quotes; a `'` becomes `'\''`. Every
 /// byte other than `'` is literal inside single quotes, newlines included.
@@ -95,8 +96,8 @@ impl Finder<'_> {
 
     fn find(&self, name: &str) -> Option<Tool> {
         self.dirs.iter().find_map(|dir| {
-            let path = String::from_utf8_lossy(&normalize(format!("{dir}/{name}").as_bytes()))
-                .into_owned();
+            let path =
+                String::from_utf8_lossy(&rooted(format!("{dir}/{name}").as_bytes())).into_owned();
             let resolved = self.executable(&path).ok()??;
             let base = resolved.rsplit(|&b| b == b'/').next().unwrap_or_default();
             Some(Tool {
@@ -177,7 +178,7 @@ pub(crate) fn generate(
 
     let workdir = match config.working_dir.as_deref().map(str::trim) {
         None | Some("") => "/".to_string(),
-        Some(dir) => String::from_utf8_lossy(&normalize(dir.as_bytes())).into_owned(),
+        Some(dir) => String::from_utf8_lossy(&rooted(dir.as_bytes())).into_owned(),
     };
     let mut missing_workdir = None;
     let resolved_workdir = resolve(lookup, workdir.as_bytes(), true)?;

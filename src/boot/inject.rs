@@ -9,8 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::path::normalize;
 use super::{BootError, BootFile, BootFileKind};
+use crate::path::rooted;
 
 /// A parsed `--inject`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub fn parse_inject_spec(spec: &str) -> Result<InjectSpec, BootError> {
     }
     Ok(InjectSpec {
         source: PathBuf::from(source),
-        dest: normalize(dest.as_bytes()),
+        dest: rooted(dest.as_bytes()),
     })
 }
 

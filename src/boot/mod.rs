@@ -684,7 +684,7 @@ mod tests {
         assert!(ps.contains(&"/init".to_string()));
         assert!(ps.contains(&"/srv/app".to_string()));
         for (i, f) in p.files.iter().enumerate() {
-            let parent = path::parent(&f.path);
+            let parent = crate::path::parent(&f.path);
             if parent != b"/" {
                 let before = p.files[..i].iter().any(|g| g.path == parent);
                 assert!(

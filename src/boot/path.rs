@@ -5,16 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::fs::{Entry, Kind};
-use crate::path::{Found, TooManySymlinks, Tree, LINUX_MAX_SYMLINKS};
+use crate::path::{parent, rooted, Found, TooManySymlinks, Tree, LINUX_MAX_SYMLINKS};
 
 use super::{BootError, BootFile, BootFileKind, ImageLookup};
-
-pub(crate) fn parent(path: &[u8]) -> &[u8] {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(0) | None => b"/",
-        Some(i) => &path[..i],
-    }
-}
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(dir.len() + 1 + name.len());
@@ -23,23 +16,6 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
         out.push(b'/');
     }
     out.extend_from_slice(name);
-    out
-}
-
-/// Normalises `path` to the absolute form the image uses: a leading `/`, no
-/// `.`, empty components or trailing slash. `..` is kept for [`resolve`].
-pub(crate) fn normalize(path: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for c in path.split(|&b| b == b'/') {
-        if c.is_empty() || c == b"." {
-            continue;
-        }
-        out.push(b'/');
-        out.extend_from_slice(c);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
     out
 }
 
@@ -113,7 +89,7 @@ pub(crate) fn place(
         planned: BTreeMap::new(),
     };
     for mut file in wanted {
-        let path = normalize(&file.path);
+        let path = rooted(&file.path);
         if path == b"/" {
             continue;
         }
@@ -239,8 +215,8 @@ mod tests {
     fn parents() {
         assert_eq!(parent(b"/a/b"), b"/a");
         assert_eq!(parent(b"/a"), b"/");
-        assert_eq!(normalize(b"a//b/./c/"), b"/a/b/c");
-        assert_eq!(normalize(b""), b"/");
+        assert_eq!(rooted(b"a//b/./c/"), b"/a/b/c");
+        assert_eq!(rooted(b""), b"/");
     }
 
     fn file(p: &str) -> BootFile {

@@ -39,10 +39,11 @@ pub mod memory;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use super::path::{normalize, resolve};
+use super::path::resolve;
 use super::{combine_command, ImageLookup, RunConfig, DEFAULT_PATH};
 use crate::fs::{Entry, Kind};
 use crate::path::escape;
+use crate::path::rooted;
 use elf::{Arch, Capture, ElfInfo, Parsed, Sparse};
 use loader::Libc;
 
@@ -213,14 +214,14 @@ fn esc(b: &[u8]) -> String {
 }
 
 fn dir_of(path: &[u8]) -> Vec<u8> {
-    super::path::parent(path).to_vec()
+    crate::path::parent(path).to_vec()
 }
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     if name.starts_with(b"/") {
-        return normalize(name);
+        return rooted(name);
     }
-    normalize(&[dir, b"/", name].concat())
+    rooted(&[dir, b"/", name].concat())
 }
 
 /// One loaded object, as the loader keeps it.
@@ -275,7 +276,7 @@ impl Run<'_> {
                     }
                 }
                 if let Some(w) = config.working_dir.as_deref().filter(|w| !w.is_empty()) {
-                    self.workdir = normalize(w.as_bytes());
+                    self.workdir = rooted(w.as_bytes());
                 }
                 self.user(config.user.as_deref().unwrap_or("").trim());
                 argv[0].as_bytes().to_vec()
@@ -398,7 +399,7 @@ impl Run<'_> {
     }
 
     fn shown(given: &[u8], real: &[u8]) -> String {
-        if normalize(given) == real {
+        if rooted(given) == real {
             esc(real)
         } else {
             format!("{} (resolved to {})", esc(given), esc(real))
