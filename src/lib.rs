@@ -98,9 +98,27 @@ pub enum Error {
     /// A bound on the image as a whole was hit.
     #[error(transparent)]
     Limit(#[from] LimitError),
-    /// The caller asked for something that cannot be done.
-    #[error("{0}")]
-    Usage(String),
+    /// A host file given to the boot stage (the init, an injected file)
+    /// cannot be read while the archive is written.
+    #[error("{}: {source}", path.display())]
+    HostFile {
+        /// The file, as given.
+        path: std::path::PathBuf,
+        /// The error, its kind kept.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A host file given to the boot stage changed size after it was
+    /// planned: the archive would not match its own headers.
+    #[error("{}: changed size while the archive was written ({planned} -> {now} bytes)", path.display())]
+    HostFileChanged {
+        /// The file, as given.
+        path: std::path::PathBuf,
+        /// Its size when the archive was planned.
+        planned: u64,
+        /// Its size now.
+        now: u64,
+    },
     /// A broken assumption of this crate, not of the input or the caller.
     #[error("internal error: {0}")]
     Internal(String),
@@ -110,6 +128,7 @@ pub enum Error {
 /// The bounds on one layer or on the paths are the layer's and the
 /// index's errors.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LimitError {
     /// The archive would be larger than the caller's bound.
     #[error("the archive would be {size} bytes, over the bound of {limit} bytes")]

@@ -156,12 +156,14 @@ async fn extra_bytes(
     match extras.get(ordinal as usize) {
         Some(Extra::Bytes(b)) => capture.feed(b),
         Some(Extra::Host { path, .. }) => {
-            let mut file = tokio::fs::File::open(path)
-                .await
-                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            let host_file = |source| Error::HostFile {
+                path: path.clone(),
+                source,
+            };
+            let mut file = tokio::fs::File::open(path).await.map_err(host_file)?;
             let mut buf = vec![0u8; CHUNK];
             while capture.wants_more() {
-                let n = file.read(&mut buf).await?;
+                let n = file.read(&mut buf).await.map_err(host_file)?;
                 if n == 0 {
                     break;
                 }

@@ -10,7 +10,7 @@ pub use exclude::Excludes;
 pub use progress::{Pass, Progress, Silent};
 
 #[cfg(test)]
-mod abort_tests;
+mod tests;
 
 use std::sync::Arc;
 
@@ -949,15 +949,18 @@ impl<W: AsyncWrite + Unpin> Archive<W> {
         match extra {
             Extra::Bytes(bytes) => self.w.write_record(&record, bytes).await?,
             Extra::Host { path, size } => {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-                let now = file.metadata().await?.len();
+                let host_file = |source| Error::HostFile {
+                    path: path.clone(),
+                    source,
+                };
+                let file = tokio::fs::File::open(path).await.map_err(host_file)?;
+                let now = file.metadata().await.map_err(host_file)?.len();
                 if now != *size {
-                    return Err(Error::Usage(format!(
-                        "{}: changed size while the archive was written ({size} -> {now} bytes)",
-                        path.display()
-                    )));
+                    return Err(Error::HostFileChanged {
+                        path: path.clone(),
+                        planned: *size,
+                        now,
+                    });
                 }
                 self.w
                     .write_record_from(&record, &mut tokio::io::BufReader::new(file))

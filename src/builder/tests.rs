@@ -1,3 +1,5 @@
+//! The builder on hand-made OCI layouts.
+//!
 //! The conversion's tasks end with the future that owns them. Each test
 //! runs on a current-thread runtime, where tasks only interleave when one
 //! waits: the order of events is fixed, and so is the outcome.
@@ -10,6 +12,7 @@ use tokio::task::yield_now;
 
 use super::tasks::live;
 use super::InitramfsBuilder;
+use crate::boot::{BootOptions, InitChoice};
 use crate::source::{host_platform, ImageReference};
 
 /// Large enough that reading it takes 7 scheduler turns, more than a test
@@ -186,4 +189,38 @@ async fn dropping_the_write_stops_the_encoder_and_the_producers() {
         yield_now().await;
     }
     assert_eq!(live::count(), 0, "a task outlived the dropped write");
+}
+
+/// An injected file that changes size between planning and writing would
+/// make the archive contradict its own headers: the write refuses it.
+#[tokio::test]
+async fn an_injected_file_that_changes_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("oci");
+    let oci = layout(&root);
+    let files = oci.blob(
+        &layer(&[("etc", 0)]),
+        "application/vnd.oci.image.layer.v1.tar",
+    );
+    oci.image(vec![files]);
+    let agent = dir.path().join("agent");
+    std::fs::write(&agent, b"v1").unwrap();
+    let boot = BootOptions {
+        init: InitChoice::Keep,
+        injects: vec![format!("{}:/usr/bin/agent", agent.display())],
+        ..BootOptions::default()
+    };
+    let prepared = builder(&root).boot(Some(boot)).prepare().await.unwrap();
+    std::fs::write(&agent, b"v2, longer").unwrap();
+    let mut out = Vec::new();
+    match prepared.write_to(&mut out).await {
+        Err(crate::Error::HostFileChanged { path, planned, now }) => {
+            assert_eq!((path, planned, now), (agent, 2, 10));
+        }
+        other => panic!("{:?}", other.map(|s| s.archive_bytes)),
+    }
+    assert!(
+        !out.windows(10).any(|w| w == b"TRAILER!!!"),
+        "a refused archive must not look whole"
+    );
 }
