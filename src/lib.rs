@@ -61,8 +61,8 @@ mod listing;
 
 pub use boot::{BootOptions, InitChoice};
 pub use builder::{
-    human_bytes, Excludes, InitramfsBuilder, Mtimes, Pass, PreparedImage, Progress, Silent,
-    Summary, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_SIZE,
+    human_bytes, Excludes, InitramfsBuilder, Mtimes, Pass, PatternError, PreparedImage, Progress,
+    Silent, Summary, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_SIZE,
 };
 pub use io::BlockingIo;
 pub use listing::ListEntry;

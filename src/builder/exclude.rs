@@ -13,6 +13,16 @@ use std::path::Path;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+/// An exclude pattern that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("exclude pattern '{pattern}': {reason}")]
+pub struct PatternError {
+    /// The pattern as given.
+    pub pattern: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
 /// A compiled set of exclude patterns.
 #[derive(Debug, Clone)]
 pub struct Excludes {
@@ -22,8 +32,27 @@ pub struct Excludes {
 }
 
 impl Excludes {
-    /// Compiles `patterns`; an error names the bad pattern.
-    pub fn new<I, S>(patterns: I) -> Result<Excludes, String>
+    /// Compiles `patterns` (gitignore-like globs: anchored with a leading
+    /// `/` or any inner `/`, else at any depth; a trailing `/` matches
+    /// directories only).
+    ///
+    /// # Errors
+    ///
+    /// [`PatternError`] naming the first pattern that is not a glob, or a
+    /// negated one (`!`), which is not supported.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use initramfs_stream::Excludes;
+    ///
+    /// let ex = Excludes::new(["/usr/share/doc", "*.pyc", "cache/"])?;
+    /// assert!(ex.matches(b"/usr/lib/python3/x.pyc", false));
+    /// assert!(ex.matches(b"/var/cache", true) && !ex.matches(b"/var/cache", false));
+    /// assert!(Excludes::new(["/a/[b"]).is_err());
+    /// # Ok::<(), initramfs_stream::PatternError>(())
+    /// ```
+    pub fn new<I, S>(patterns: I) -> Result<Excludes, PatternError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -38,10 +67,12 @@ impl Excludes {
                 continue;
             }
             if p.starts_with('!') {
-                return Err(format!(
-                    "exclude pattern '{raw}': negated patterns (!) are not supported; \
-                     narrow the pattern that excludes the path instead"
-                ));
+                return Err(PatternError {
+                    pattern: raw.to_string(),
+                    reason: "negated patterns (!) are not supported; narrow the pattern \
+                             that excludes the path instead"
+                        .into(),
+                });
             }
             let (p, dir_only) = match p.strip_suffix('/') {
                 Some(stripped) if !stripped.is_empty() => (stripped, true),
@@ -58,7 +89,10 @@ impl Excludes {
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
-                .map_err(|e| format!("exclude pattern '{raw}': {}", e.kind()))?;
+                .map_err(|e| PatternError {
+                    pattern: raw.to_string(),
+                    reason: e.kind().to_string(),
+                })?;
             if dir_only {
                 dirs.add(glob);
             } else {
@@ -66,7 +100,12 @@ impl Excludes {
             }
             count += 1;
         }
-        let build = |b: GlobSetBuilder| b.build().map_err(|e| format!("exclude patterns: {e}"));
+        let build = |b: GlobSetBuilder| {
+            b.build().map_err(|e| PatternError {
+                pattern: String::new(),
+                reason: e.to_string(),
+            })
+        };
         Ok(Excludes {
             any: build(any)?,
             dirs: build(dirs)?,
@@ -127,7 +166,7 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_named() {
-        let e = Excludes::new(["/a/[b"]).unwrap_err();
+        let e = Excludes::new(["/a/[b"]).unwrap_err().to_string();
         assert!(e.contains("'/a/[b'"), "{e}");
         assert!(Excludes::new(["!/keep"]).is_err());
         let from_file: Vec<&str> = Excludes::parse_file("# c\n\n/a\r\n /b\n").collect();

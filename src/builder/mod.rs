@@ -6,7 +6,7 @@ mod exclude;
 mod progress;
 mod tasks;
 
-pub use exclude::Excludes;
+pub use exclude::{Excludes, PatternError};
 pub use progress::{Pass, Progress, Silent};
 
 #[cfg(test)]

@@ -46,19 +46,36 @@ impl Codec {
         }
     }
 
-    fn check_level(self, level: i32) -> Result<(), String> {
-        let (lo, hi) = match self {
-            Codec::None => return Err("an uncompressed archive has no level".into()),
-            Codec::Gzip => (1, 9),
-            Codec::Zstd => (1, 22),
-            Codec::Xz => (0, 9),
-            Codec::Lz4 => return Err("lz4 has no levels here".into()),
-        };
-        if (lo..=hi).contains(&level) {
-            Ok(())
-        } else {
-            Err(format!("{self} level must be {lo}..={hi}, got {level}"))
+    /// The levels the codec takes, `None` for a codec without levels.
+    pub fn levels(self) -> Option<std::ops::RangeInclusive<i32>> {
+        match self {
+            Codec::None | Codec::Lz4 => None,
+            Codec::Gzip => Some(1..=9),
+            Codec::Zstd => Some(1..=22),
+            Codec::Xz => Some(0..=9),
         }
+    }
+}
+
+/// A level the codec does not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", level_message(*codec, *level))]
+pub struct LevelError {
+    /// The codec asked for.
+    pub codec: Codec,
+    /// The level asked for.
+    pub level: i32,
+}
+
+fn level_message(codec: Codec, level: i32) -> String {
+    match codec.levels() {
+        None if codec == Codec::None => "an uncompressed archive has no level".into(),
+        None => format!("{codec} has no levels here"),
+        Some(r) => format!(
+            "{codec} level must be {}..={}, got {level}",
+            r.start(),
+            r.end()
+        ),
     }
 }
 
@@ -104,8 +121,8 @@ impl Compression {
     ///
     /// # Errors
     ///
-    /// A level outside the codec's range (gzip 1-9, zstd 1-22, xz 0-9; lz4
-    /// and none take none), named in the message.
+    /// [`LevelError`] for a level outside the codec's range (gzip 1-9,
+    /// zstd 1-22, xz 0-9; lz4 and none take none).
     ///
     /// # Examples
     ///
@@ -115,11 +132,13 @@ impl Compression {
     /// let zstd19 = Compression::new(Codec::Zstd, Some(19))?;
     /// assert_eq!(zstd19.level(), Some(19));
     /// assert!(Compression::new(Codec::Gzip, Some(42)).is_err());
-    /// # Ok::<(), String>(())
+    /// # Ok::<(), initramfs_stream::output::LevelError>(())
     /// ```
-    pub fn new(codec: Codec, level: Option<i32>) -> Result<Compression, String> {
+    pub fn new(codec: Codec, level: Option<i32>) -> Result<Compression, LevelError> {
         if let Some(l) = level {
-            codec.check_level(l)?;
+            if !codec.levels().is_some_and(|r| r.contains(&l)) {
+                return Err(LevelError { codec, level: l });
+            }
         }
         Ok(Compression { codec, level })
     }

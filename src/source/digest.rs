@@ -19,7 +19,7 @@ impl Digest {
     ///
     /// # Errors
     ///
-    /// A one-line message for another algorithm or a malformed hex part.
+    /// [`DigestError`] for another algorithm or a malformed hex part.
     ///
     /// # Examples
     ///
@@ -30,16 +30,13 @@ impl Digest {
     /// assert_eq!(Digest::parse(&d.to_string()), Ok(d));
     /// assert!(Digest::parse("md5:00").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Digest, String> {
+    pub fn parse(s: &str) -> Result<Digest, DigestError> {
         let shown = || crate::path::escape(s.as_bytes());
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| {
-            format!(
-                "unsupported digest '{}' (only sha256 is supported)",
-                shown()
-            )
-        })?;
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| DigestError::Unsupported(shown()))?;
         if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(format!("malformed digest '{}'", shown()));
+            return Err(DigestError::Malformed(shown()));
         }
         Ok(Digest {
             hex: hex.to_string(),
@@ -57,6 +54,19 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.hex
     }
+}
+
+/// Why text is not a digest this crate can verify. The text is kept
+/// escaped for display.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DigestError {
+    /// An algorithm other than sha256.
+    #[error("unsupported digest '{0}' (only sha256 is supported)")]
+    Unsupported(String),
+    /// `sha256:` not followed by 64 lowercase hex digits.
+    #[error("malformed digest '{0}'")]
+    Malformed(String),
 }
 
 impl fmt::Display for Digest {

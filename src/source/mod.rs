@@ -32,8 +32,8 @@ mod store;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use digest::Digest;
 pub(crate) use digest::{drain_to_eof, VerifyingReader};
+pub use digest::{Digest, DigestError};
 pub use error::{AuthError, SourceError, TransportKind, Tried};
 pub use reference::RegistryImage;
 pub use registry::RegistryOptions;
@@ -552,7 +552,8 @@ async fn resolve_oci(
             let what = format!("{reference}: manifest {}", esc(&desc.digest));
             let bytes = read_blob(store, &desc, &what).await?;
             // read_blob parsed it already.
-            let digest = Digest::parse(&desc.digest).map_err(SourceError::Internal)?;
+            let digest =
+                Digest::parse(&desc.digest).map_err(|e| SourceError::Internal(e.to_string()))?;
             Ok(Fetched {
                 bytes,
                 media_type: desc.media_type,

@@ -43,7 +43,10 @@ impl RegistryImage {
     pub fn parse(s: &str) -> Result<RegistryImage, String> {
         let bad = |why: &str| format!("'{s}': invalid image name: {why}");
         let (name, digest) = match s.split_once('@') {
-            Some((name, digest)) => (name, Some(Digest::parse(digest).map_err(|e| bad(&e))?)),
+            Some((name, digest)) => (
+                name,
+                Some(Digest::parse(digest).map_err(|e| bad(&e.to_string()))?),
+            ),
             None => (s, None),
         };
         let last_slash = name.rfind('/').map_or(0, |i| i + 1);
