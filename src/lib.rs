@@ -61,13 +61,34 @@ mod listing;
 
 pub use boot::{BootOptions, InitChoice};
 pub use builder::{
-    human_bytes, Excludes, InitramfsBuilder, Mtimes, Pass, PatternError, PreparedImage, Progress,
-    Silent, Summary, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_SIZE,
+    Excludes, InitramfsBuilder, Mtimes, Pass, PatternError, PreparedImage, Progress, Silent,
+    Summary, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_SIZE,
 };
 pub use io::BlockingIo;
 pub use listing::ListEntry;
 pub use output::{AtomicFile, Codec, Compression};
 pub use source::{ImageReference, Platform, RegistryOptions};
+
+/// A size for a person: "812 B", "2.1 MiB" (binary units, one decimal).
+///
+/// ```
+/// assert_eq!(initramfs_stream::human_bytes(812), "812 B");
+/// assert_eq!(initramfs_stream::human_bytes(2_202_010), "2.1 MiB");
+/// ```
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
 
 /// Everything that can go wrong, by stage. Each message is one line that
 /// names the image part at fault.

@@ -29,7 +29,7 @@ use crate::layer::{self, LayerEntry, ScanLimits};
 use crate::listing::{self, ListEntry};
 use crate::output::{self, Codec, Compression};
 use crate::source::{BlobReader, ImageReference, ImageSource, LayerBlob, Platform, RunConfig};
-use crate::{Error, LimitError};
+use crate::{human_bytes, Error, LimitError};
 
 use progress::{Reporter, Reporting};
 
@@ -686,22 +686,6 @@ impl Summary {
             "check": self.check.as_ref().map(Report::json),
             "elapsed_seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         })
-    }
-}
-
-/// "812 B", "2.1 MiB".
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
     }
 }
 
