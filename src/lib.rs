@@ -17,11 +17,16 @@
 //!    resolving whiteouts, opaque directories, hardlinks and symlinked
 //!    parents. The result is the final tree, by path, with each regular
 //!    file pointing at the tar entry that holds its bytes.
-//! 4. **cpio**: write the tree as newc records in the order the kernel
+//! 4. **boot**: add what the kernel and the guest need to run the image:
+//!    `/init` (a static PID 1 reading the image's run config, or the
+//!    image's own), mount points and device nodes, injected host files;
+//!    and check, before a byte is written, that the command will run and
+//!    how much guest memory the archive needs.
+//! 5. **cpio**: write the tree as newc records in the order the kernel
 //!    needs (directories before their contents), streaming file bodies
 //!    straight from a second read of the layers.
-//! 5. **output**: compress (gzip, zstd or none) into any async writer or
-//!    into a file that appears atomically.
+//! 6. **output**: compress (gzip, zstd, xz, lz4 or none) into any async
+//!    writer or into a file that appears atomically.
 //!
 //! Every stage speaks of files in the same words: [`fs`] says what an entry
 //! is and who owns it, [`path`] how a name is normalised, bounded, resolved
