@@ -81,14 +81,17 @@ why() { # the kernel's failure in $work/boot.log
         echo "stops before the console"
 }
 
-smallest() { # INITRD LOW HIGH: LOW fails, HIGH boots -> the smallest MiB that boots
+smallest() { # INITRD LOW HIGH (moved until LOW fails and HIGH boots) -> the smallest MiB that boots
     local lo=$2 hi=$3 mid
     while ! boot "$1" "$hi"; do
         echo "  $hi MiB: $(why)" >&2
         lo=$hi hi=$((hi * 2))
         ((hi <= 8192)) || return 1
     done
-    if boot "$1" "$lo"; then echo "boots at $lo MiB, the lower bound" >&2; return 1; fi
+    while boot "$1" "$lo"; do
+        hi=$lo lo=$((lo / 2))
+        ((lo >= 16)) || return 1
+    done
     while ((hi - lo > 1)); do
         mid=$(((lo + hi) / 2))
         if boot "$1" "$mid"; then hi=$mid; else lo=$mid; echo "  $mid MiB: $(why)" >&2; fi
