@@ -5,25 +5,45 @@
 # markdown row per image: archive size, figure, whether each boot unpacked
 # the whole archive and reached /init (a marker the guest computes) and,
 # when not, the kernel's last word.
-# Usage: benches/guest-memory.sh [WORKDIR]   (needs umoci, busybox-static,
-# qemu-system-x86_64, Debian's python3 for the many-files case).
+# Usage: benches/guest-memory.sh [--arch arm64] [WORKDIR]   (needs umoci,
+# busybox-static, qemu-system-x86_64 or qemu-system-aarch64, Debian's
+# python3 for the many-files case). With --arch arm64 the image holds
+# Debian's arm64 busybox and boots on the arm64 kernel (`-M virt`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+arch=amd64
+if [[ ${1:-} == --arch ]]; then
+    arch=${2:?--arch amd64|arm64}
+    shift 2
+fi
 work=$(realpath "${1:-$(mktemp -d)}")
+mkdir -p "$work"
 cargo build --quiet
 bin=$PWD/target/debug/initramfs-stream
-kernel=$(scripts/fetch-kernel.sh | tail -n 1)
+kernel=$(scripts/fetch-kernel.sh "$arch" | tail -n 1)
+case $arch in
+amd64)
+    busybox=/bin/busybox
+    qemu=(qemu-system-x86_64) console=ttyS0
+    ;;
+arm64)
+    busybox=$(scripts/fetch-arm64-busybox.sh | tail -n 1)
+    qemu=(qemu-system-aarch64 -M virt -cpu cortex-a57) console=ttyAMA0
+    ;;
+*) echo "unknown architecture $arch" >&2; exit 1 ;;
+esac
 
-layout=$work/oci
+layout=$work/oci-$arch
 if [[ ! -d $layout ]]; then
     umoci init --layout "$layout"
-    umoci new --image "$layout:bb"
-    umoci unpack --image "$layout:bb" "$work/bundle" >/dev/null
+    umoci new --image "$layout:base"
+    umoci unpack --image "$layout:base" "$work/bundle" >/dev/null
     mkdir -p "$work/bundle/rootfs/bin"
-    cp /bin/busybox "$work/bundle/rootfs/bin/"
+    cp "$busybox" "$work/bundle/rootfs/bin/busybox"
     ln -s busybox "$work/bundle/rootfs/bin/sh"
-    umoci repack --image "$layout:bb" "$work/bundle"
+    umoci repack --image "$layout:base" "$work/bundle"
     rm -rf "$work/bundle"
+    umoci config --image "$layout:base" --tag bb --architecture "$arch"
 fi
 cat > "$work/init.sh" <<'INIT'
 #!/bin/sh
@@ -40,8 +60,8 @@ python=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_paths()["std
 
 boots() { # INITRD MIB -> "boots" or the kernel's failure
     local log=$work/boot-$2.log
-    timeout 120 qemu-system-x86_64 -accel tcg -m "$2" -nographic -no-reboot \
-        -kernel "$kernel" -initrd "$1" -append 'console=ttyS0 panic=-1' \
+    timeout 120 "${qemu[@]}" -accel tcg -m "$2" -nographic -no-reboot \
+        -kernel "$kernel" -initrd "$1" -append "console=$console panic=-1" \
         </dev/null 2>&1 | tr -d '\r' > "$log" || true
     # After a failed unpack the kernel still runs /init if it got that
     # far: the tree is cut short, which is not a boot.
@@ -66,12 +86,12 @@ row() { # NAME ARGS...
     figure=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["guest_memory_bytes"])' "$json")
     mib=$((figure >> 20))
     low=$((mib * 7 / 10))
-    printf '| %s | %s | %d MiB | %s | %s |\n' "$name" "$(stat -c %s "$out")" "$mib" \
+    printf '| %s | %s | %s | %d MiB | %s | %s |\n' "$arch" "$name" "$(stat -c %s "$out")" "$mib" \
         "$(boots "$out" "$mib")" "$(boots "$out" "$low") at $low MiB"
 }
 
-echo "| image | archive bytes | guest_memory_bytes | at the figure | at 70 % |"
-echo "|---|---|---|---|---|"
+echo "| arch | image | archive bytes | guest_memory_bytes | at the figure | at 70 % |"
+echo "|---|---|---|---|---|---|"
 row busybox -c gzip
 row "busybox + python stdlib (gzip)" -c gzip --inject "$python:/usr/lib/python3"
 row "busybox + python stdlib (none)" -c none --inject "$python:/usr/lib/python3"

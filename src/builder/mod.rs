@@ -130,7 +130,7 @@ pub struct InitramfsBuilder {
     excludes: Option<Excludes>,
     progress: Reporter,
     check: bool,
-    kernel_footprint: u64,
+    kernel_footprint: Option<u64>,
     guest_memory: Option<u64>,
 }
 
@@ -154,7 +154,7 @@ impl InitramfsBuilder {
             excludes: None,
             progress: Reporter::default(),
             check: true,
-            kernel_footprint: memory::DEFAULT_KERNEL_FOOTPRINT,
+            kernel_footprint: None,
             guest_memory: None,
         }
     }
@@ -167,10 +167,21 @@ impl InitramfsBuilder {
     }
 
     /// Memory the guest kernel keeps for itself, for the guest memory
-    /// estimate (see [`crate::boot::check::memory`]).
+    /// estimate (see [`crate::boot::check::memory`]); by default the one
+    /// measured for the image's architecture.
     pub fn kernel_footprint(mut self, bytes: u64) -> Self {
-        self.kernel_footprint = bytes;
+        self.kernel_footprint = Some(bytes);
         self
+    }
+
+    /// The guest kernel's constants for `source`'s architecture, with the
+    /// footprint the caller set.
+    fn guest_kernel(&self, source: &ImageSource) -> memory::Kernel {
+        let mut kernel = memory::Kernel::for_architecture(&source.platform().architecture);
+        if let Some(bytes) = self.kernel_footprint {
+            kernel.footprint = bytes;
+        }
+        kernel
     }
 
     /// Refuse an archive that needs more guest memory than this.
@@ -275,7 +286,8 @@ impl InitramfsBuilder {
         let boot_check = self
             .check_boot(&source, &index, &captured, &added.extras)
             .await?;
-        let planned = self.plan(&index)?;
+        let kernel = self.guest_kernel(&source);
+        let planned = self.plan(&index, kernel)?;
         Ok(PreparedImage {
             source,
             plan: planned.plan,
@@ -287,7 +299,7 @@ impl InitramfsBuilder {
             progress,
             boot_check,
             tree: planned.tree,
-            kernel_footprint: self.kernel_footprint,
+            kernel,
             guest_memory: self.guest_memory,
         })
     }
@@ -397,7 +409,7 @@ impl InitramfsBuilder {
 
     /// The archive's plan, checked against the format's limits and the
     /// caller's bounds.
-    fn plan(&self, index: &MergeIndex) -> Result<Planned, Error> {
+    fn plan(&self, index: &MergeIndex, kernel: memory::Kernel) -> Result<Planned, Error> {
         let mut plan = index.plan();
         apply_mtimes(&mut plan, self.mtimes);
         let archive_size = check_plan(&plan)?;
@@ -409,7 +421,7 @@ impl InitramfsBuilder {
                 Codec::None => archive_size,
                 _ => 0,
             };
-            check_guest_memory(tree, least, self.kernel_footprint, limit)?;
+            check_guest_memory(tree, least, kernel, limit)?;
         }
         if archive_size > self.max_size {
             return Err(LimitError::ArchiveSize {
@@ -591,10 +603,10 @@ fn tmpfs_tree(plan: &Plan) -> memory::Tree {
 fn check_guest_memory(
     tree: memory::Tree,
     initrd: u64,
-    footprint: u64,
+    kernel: memory::Kernel,
     limit: u64,
 ) -> Result<u64, Error> {
-    let needed = memory::guest_memory(tree, initrd, footprint);
+    let needed = memory::guest_memory(tree, initrd, kernel);
     if needed > limit {
         return Err(LimitError::GuestMemory {
             needed,
@@ -619,7 +631,7 @@ pub struct PreparedImage {
     progress: Arc<dyn Progress>,
     boot_check: Option<Report>,
     tree: memory::Tree,
-    kernel_footprint: u64,
+    kernel: memory::Kernel,
     guest_memory: Option<u64>,
 }
 
@@ -722,7 +734,7 @@ impl PreparedImage {
     /// The smallest guest memory that boots the archive uncompressed (a
     /// compressed one needs less; [`Summary::guest_memory_bytes`] has it).
     pub fn guest_memory_uncompressed(&self) -> u64 {
-        memory::guest_memory(self.tree, self.archive_size, self.kernel_footprint)
+        memory::guest_memory(self.tree, self.archive_size, self.kernel)
     }
 
     /// The archive's entries in tree order, for `--list`.
@@ -757,7 +769,7 @@ impl PreparedImage {
         let (pipe_in, pipe_out) = tokio::io::duplex(PIPE_BUFFER);
         let compression = self.compression;
         let image_digest = self.source.image_digest().map(|d| d.to_string());
-        let (tree, footprint, limit) = (self.tree, self.kernel_footprint, self.guest_memory);
+        let (tree, kernel, limit) = (self.tree, self.kernel, self.guest_memory);
         let boot_check = self.boot_check;
         let platform = self.source.platform().to_string();
         self.progress.writing(self.archive_size);
@@ -781,8 +793,8 @@ impl PreparedImage {
         let output_bytes = compressed?;
         drop(hashed);
         let guest_memory_bytes = match limit {
-            Some(limit) => check_guest_memory(tree, output_bytes, footprint, limit)?,
-            None => memory::guest_memory(tree, output_bytes, footprint),
+            Some(limit) => check_guest_memory(tree, output_bytes, kernel, limit)?,
+            None => memory::guest_memory(tree, output_bytes, kernel),
         };
         Ok(Summary {
             image_digest,

@@ -15,8 +15,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use boot_support::{
-    boot_with, busybox_rootfs, kernel, manifest_dir, run, scratch, write_exec, BootExtras, Layout,
-    Machine,
+    boot_with, busybox_rootfs, manifest_dir, run, scratch, write_exec, BootExtras, Layout, Machine,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_initramfs-stream");
@@ -136,15 +135,20 @@ fn config(layout: &Layout, tag: &str, args: &[&str]) {
     layout.config(tag, tag, args);
 }
 
-#[test]
-fn arm64_program_in_an_amd64_image_is_refused() {
-    let arm = PathBuf::from(
+/// Debian's static arm64 busybox (scripts/fetch-arm64-busybox.sh).
+fn arm64_busybox() -> PathBuf {
+    PathBuf::from(
         String::from_utf8(run(
             Command::new("sh").arg(manifest_dir().join("scripts/fetch-arm64-busybox.sh"))
         ))
         .unwrap()
         .trim(),
-    );
+    )
+}
+
+#[test]
+fn arm64_program_in_an_amd64_image_is_refused() {
+    let arm = arm64_busybox();
     let work = scratch("check-arm");
     let layout = Layout::init(&work.path().join("oci"));
     layout.new_image("arm", work.path(), |root| {
@@ -303,10 +307,34 @@ const UNPACK_FAILED: &str = "Initramfs unpacking failed";
 /// at 70 % of it (must not, and print `reason` when given). Returns
 /// (archive bytes, figure in MiB).
 fn boot_at_figure(label: &str, extra: &[&str], reason: Option<&str>) -> Option<(u64, u64)> {
-    let kernel = kernel()?;
+    boot_at_figure_on(Machine::Pc, label, extra, reason)
+}
+
+/// [`boot_at_figure`] on `machine`: for [`Machine::Arm64`] the image is
+/// arm64 (Debian's arm64 busybox, `architecture: arm64`), so the figure
+/// uses the arm64 kernel's constants.
+fn boot_at_figure_on(
+    machine: Machine,
+    label: &str,
+    extra: &[&str],
+    reason: Option<&str>,
+) -> Option<(u64, u64)> {
+    let kernel = machine.kernel()?;
     let work = scratch(label);
     let layout = Layout::init(&work.path().join("oci"));
-    layout.new_image("bb", work.path(), busybox_rootfs);
+    if machine == Machine::Arm64 {
+        let arm = arm64_busybox();
+        layout.new_image("base", work.path(), |root| {
+            let bin = root.join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            fs::copy(&arm, bin.join("busybox")).unwrap();
+            fs::set_permissions(bin.join("busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+            symlink("busybox", bin.join("sh")).unwrap();
+        });
+        layout.config("base", "bb", &["--architecture=arm64"]);
+    } else {
+        layout.new_image("bb", work.path(), busybox_rootfs);
+    }
     let init = work.path().join("init.sh");
     write_exec(&init, MARKER_INIT);
     let out = work.path().join("initrd.img");
@@ -319,7 +347,7 @@ fn boot_at_figure(label: &str, extra: &[&str], reason: Option<&str>) -> Option<(
     let at = boot_with(
         &kernel,
         &out,
-        Machine::Pc,
+        machine,
         &format!("{label} at {mib} MiB"),
         &BootExtras {
             memory_mib: Some(mib),
@@ -336,7 +364,7 @@ fn boot_at_figure(label: &str, extra: &[&str], reason: Option<&str>) -> Option<(
     let below = boot_with(
         &kernel,
         &out,
-        Machine::Pc,
+        machine,
         &format!("{label} at {low} MiB"),
         &BootExtras {
             memory_mib: Some(low),
@@ -368,10 +396,9 @@ fn small_archive_boots_at_its_figure_and_not_below() {
     boot_at_figure("mem-small", &["-c", "gzip"], None);
 }
 
-#[test]
-fn large_archive_boots_at_its_figure_and_not_below() {
-    // 200 MiB of incompressible files, injected from the host.
-    let data = scratch("mem-data");
+/// 200 MiB of incompressible files in a scratch directory, to inject.
+fn random_files(label: &str) -> tempfile::TempDir {
+    let data = scratch(label);
     let mut random = fs::File::open("/dev/urandom").unwrap();
     for i in 0..20 {
         let mut f = fs::File::create(data.path().join(format!("f{i}"))).unwrap();
@@ -379,9 +406,33 @@ fn large_archive_boots_at_its_figure_and_not_below() {
         std::io::Read::read_exact(&mut random, &mut chunk).unwrap();
         f.write_all(&chunk).unwrap();
     }
+    data
+}
+
+#[test]
+fn large_archive_boots_at_its_figure_and_not_below() {
+    let data = random_files("mem-data");
     let inject = format!("{}:/data", data.path().display());
     let result = boot_at_figure(
         "mem-large",
+        &["-c", "none", "--inject", &inject],
+        Some("Initramfs unpacking failed: write error"),
+    );
+    if let Some((size, _)) = result {
+        assert!(size > 200 << 20);
+    }
+}
+
+/// The arm64 kernel sets aside a CMA area the rootfs tmpfs is not sized
+/// from: the figure for arm64 counts it (amd64's constants were 50 MiB
+/// short for this tree).
+#[test]
+fn large_archive_boots_at_its_figure_and_not_below_arm64() {
+    let data = random_files("mem-data-arm64");
+    let inject = format!("{}:/data", data.path().display());
+    let result = boot_at_figure_on(
+        Machine::Arm64,
+        "mem-large-arm64",
         &["-c", "none", "--inject", &inject],
         Some("Initramfs unpacking failed: write error"),
     );
