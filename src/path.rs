@@ -105,6 +105,10 @@ impl<D> Resolved<'_, D> {
 /// Resolves the path made of `components` inside the root of `tree`,
 /// following symlinks as the module doc says. With `follow_last` false, a
 /// symlink in the last component is kept, not followed.
+///
+/// # Errors
+///
+/// [`TooManySymlinks`] when the walk follows more than `max_symlinks`.
 pub fn resolve<'p, T: Tree + ?Sized>(
     tree: &T,
     components: impl IntoIterator<Item = &'p [u8]>,

@@ -117,6 +117,10 @@ pub enum CpioError {
 
 /// Checks that a name fits the format; shared with the planner so that
 /// an image that cannot be written fails before the first byte.
+///
+/// # Errors
+///
+/// [`CpioError::NameTooLong`] past [`MAX_NAME_LEN`].
 pub fn check_name(name: &[u8]) -> Result<(), CpioError> {
     if name.len() > MAX_NAME_LEN {
         return Err(CpioError::NameTooLong {
@@ -128,6 +132,10 @@ pub fn check_name(name: &[u8]) -> Result<(), CpioError> {
 }
 
 /// Checks that a symlink target is one the kernel creates.
+///
+/// # Errors
+///
+/// [`CpioError::TargetTooLong`] past [`MAX_NAME_LEN`].
 pub fn check_target(name: &[u8], target: &[u8]) -> Result<(), CpioError> {
     if target.len() > MAX_NAME_LEN {
         return Err(CpioError::TargetTooLong {
@@ -151,6 +159,10 @@ pub fn trailer_len() -> u64 {
 }
 
 /// Checks that a data size fits the format's 32-bit field.
+///
+/// # Errors
+///
+/// [`CpioError::FileTooLarge`] past [`MAX_FILE_SIZE`].
 pub fn check_size(name: &[u8], size: u64) -> Result<u32, CpioError> {
     u32::try_from(size).map_err(|_| CpioError::FileTooLarge {
         path: crate::path::display(name),

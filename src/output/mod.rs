@@ -383,6 +383,11 @@ impl AtomicFile {
     }
 
     /// Flushes the data to disk and moves the file into place.
+    ///
+    /// # Errors
+    ///
+    /// The flush, sync or rename error; the temporary file is then removed
+    /// and an existing file of the name is left as it was.
     pub async fn commit(mut self) -> std::io::Result<()> {
         if let Some(mut file) = self.file.take() {
             file.flush().await?;

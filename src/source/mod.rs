@@ -273,7 +273,14 @@ pub struct ImageSource {
 }
 
 impl ImageSource {
-    /// Opens a local image and resolves its manifest, config and layers.
+    /// Opens the image and resolves its manifest, config and layers; from
+    /// an index, the manifest for `platform` (the host's when `None`).
+    ///
+    /// # Errors
+    ///
+    /// A [`SourceError`] of the kind at fault: a file or stream that cannot
+    /// be read, a registry that refuses or fails, a document that is not
+    /// one, a digest that does not match, no manifest for the platform.
     pub async fn open(
         reference: ImageReference,
         platform: Option<&Platform>,
@@ -322,6 +329,11 @@ impl ImageSource {
 
     /// A stream of the layer's stored bytes. When the image gives the blob's
     /// digest the stream fails at its end unless the bytes match.
+    ///
+    /// # Errors
+    ///
+    /// A [`SourceError`] when the blob cannot be opened or its stored size
+    /// is not the one the manifest gives.
     pub async fn open_layer(&self, layer: &LayerBlob) -> Result<BlobReader, SourceError> {
         let (reader, size) = self.store.open(&layer.location).await?;
         if let Some(expected) = layer.size {
